@@ -1,0 +1,606 @@
+"""The LMDB backend of the event log.
+
+One LMDB environment per store directory, with these named databases:
+
+    events      seq (u64 BE)                  -> envelope bytes
+    blobs       sha256 digest (32 bytes)      -> codec byte + chunk
+    by_subject  subject (dupsort)             -> seq (u64 BE, dupfixed)
+    by_time     ts ns (u64 BE)                -> seq (u64 BE)
+    snapshots   name NUL version u32 seq u64  -> projection state
+    meta        name                          -> value
+
+Events and the time index are keyed by values that only grow, so both are
+written with ``append=True``. The subject index is a dupsort database: each
+subject's key is stored once and its seqs are appended to its own sorted
+duplicate list, which keeps inserts cheap even with many thousands of subjects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar
+
+import lmdb
+import structlog
+
+from dockstate.eventlog import blobs
+from dockstate.eventlog.chain import verify_chain
+from dockstate.eventlog.envelope import (
+    ENVELOPE_VERSION,
+    GENESIS_HASH,
+    Command,
+    Envelope,
+    NewEvent,
+    chain_hash,
+    decode,
+    encode,
+)
+from dockstate.eventlog.errors import CorruptStoreError, StorageError, StoreFormatError
+from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
+
+T = TypeVar("T")
+
+#: The on-disk format this code writes. Bump it on any incompatible change.
+FORMAT_VERSION: Final = 1
+
+#: Start with a large map: it is sparse on Linux, so it costs nothing until
+#: used, and growing it needs every transaction of the process closed.
+DEFAULT_MAP_SIZE: Final = 1 << 36
+
+_U64 = struct.Struct(">Q")
+_SNAP = struct.Struct(">IQ")
+_HEAD = "head"
+
+log = structlog.get_logger(__name__)
+
+
+def subject_key(subject: str) -> bytes:
+    """The index key of a subject; long ones are hashed to fit LMDB's 511-byte key limit."""
+    raw = subject.encode()
+    if len(raw) > 400:
+        return b"#" + hashlib.sha256(raw).digest()
+    return raw
+
+
+def _pack_head(head: Head) -> bytes:
+    return _U64.pack(head.seq) + head.hash + _U64.pack(head.ts)
+
+
+def _unpack_head(raw: bytes | None) -> Head:
+    if raw is None:
+        return Head(0, GENESIS_HASH, 0)
+    return Head(_U64.unpack_from(raw, 0)[0], bytes(raw[8:40]), _U64.unpack_from(raw, 40)[0])
+
+
+def _oserror_text(exc: lmdb.Error) -> str:
+    # py-lmdb messages look like "path: No space left on device"; keep the reason.
+    text = str(exc)
+    return text.rsplit(": ", 1)[-1] if ": " in text else text
+
+
+class _Dbs:
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.events = env.open_db(b"events")
+        self.blobs = env.open_db(b"blobs")
+        self.by_subject = env.open_db(b"by_subject", dupsort=True, dupfixed=True)
+        self.by_time = env.open_db(b"by_time")
+        self.snapshots = env.open_db(b"snapshots")
+        self.meta = env.open_db(b"meta")
+
+
+def _read_range(txn: Any, dbs: _Dbs, start: int, stop: int | None) -> Iterator[Envelope]:
+    cur = txn.cursor(dbs.events)
+    if not cur.set_range(_U64.pack(max(start, 1))):
+        return
+    if stop is None:
+        for raw in cur.iternext(keys=False):
+            yield decode(raw)
+        return
+    end = _U64.pack(stop)
+    for key, raw in cur:
+        if key > end:
+            break
+        yield decode(raw)
+
+
+def _subject_seqs(txn: Any, dbs: _Dbs, subject: str, start: int, stop: int | None) -> list[int]:
+    cur = txn.cursor(dbs.by_subject)
+    key = subject_key(subject)
+    if not cur.set_range_dup(key, _U64.pack(max(start, 1))):
+        return []
+    seqs = []
+    for raw in cur.iternext_dup(keys=False):
+        seq = _U64.unpack(raw)[0]
+        if stop is not None and seq > stop:
+            break
+        seqs.append(seq)
+    return seqs
+
+
+def _by_subject(txn: Any, dbs: _Dbs, subject: str, start: int, stop: int | None) -> Iterator[Envelope]:
+    for seq in _subject_seqs(txn, dbs, subject, start, stop):
+        raw = txn.get(_U64.pack(seq), db=dbs.events)
+        if raw is None:
+            raise CorruptStoreError(f"subject index of {subject!r} names missing event {seq}")
+        yield decode(raw)
+
+
+def _get_blob(txn: Any, dbs: _Dbs, digest: bytes) -> bytes:
+    raw = txn.get(digest, db=dbs.blobs)
+    if raw is None:
+        raise CorruptStoreError(f"blob {digest.hex()} is missing from the store")
+    if raw[:1] != blobs.RAW:
+        raise CorruptStoreError(f"blob {digest.hex()} has an unknown encoding")
+    return bytes(raw[1:])
+
+
+class LmdbWriteTxn:
+    """A `WriteTxn` over one LMDB write transaction."""
+
+    def __init__(self, store: LmdbEventLog, txn: Any) -> None:
+        self._store, self._txn, self._dbs = store, txn, store._dbs
+        self._head = _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta))
+        self._dirty = False
+        self.new_blob_bytes = 0
+
+    @property
+    def head(self) -> Head:
+        return self._head
+
+    def append(
+        self, events: Sequence[NewEvent], *, session: str = "", cmd: Command | None = None
+    ) -> list[Envelope]:
+        if not events:
+            return []
+        txn, dbs = self._txn, self._dbs
+        seq, h, last_ts = self._head
+        now = self._store._clock()
+        stored: list[Envelope] = []
+        rows: list[tuple[bytes, bytes]] = []
+        times: list[tuple[bytes, bytes]] = []
+        subjects: list[tuple[bytes, bytes]] = []
+        for event in events:
+            seq += 1
+            wanted = now if event.ts is None else event.ts
+            last_ts = wanted if wanted > last_ts else last_ts + 1
+            env = Envelope(
+                ENVELOPE_VERSION, seq, last_ts, event.type, session, cmd, h, event.data,
+                tuple(event.subjects),
+            )
+            raw = encode(env)
+            h = chain_hash(h, raw)
+            key = _U64.pack(seq)
+            rows.append((key, raw))
+            times.append((_U64.pack(last_ts), key))
+            subjects.extend((subject_key(s), key) for s in env.subjects)
+            stored.append(env)
+        txn.cursor(dbs.events).putmulti(rows, append=True)
+        txn.cursor(dbs.by_time).putmulti(times, append=True)
+        if subjects:
+            subjects.sort()
+            txn.cursor(dbs.by_subject).putmulti(subjects, dupdata=True)
+        self._head = Head(seq, h, last_ts)
+        self._dirty = True
+        return stored
+
+    def read(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        return _read_range(self._txn, self._dbs, start, stop)
+
+    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        return _by_subject(self._txn, self._dbs, subject, start, stop)
+
+    def put_blob(self, data: bytes) -> list[bytes]:
+        return self._put_chunks(blobs.split(data))
+
+    def put_blob_stream(self, chunks: Iterable[bytes]) -> tuple[list[bytes], int]:
+        size = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal size
+            for piece in chunks:
+                size += len(piece)
+                yield piece
+
+        return self._put_chunks(blobs.rechunk(counted())), size
+
+    def _put_chunks(self, chunks: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+        put, db = self._txn.put, self._dbs.blobs
+        digests = []
+        for digest, chunk in chunks:
+            # overwrite=False makes the existence check and the insert one call.
+            if put(digest, blobs.RAW + chunk, overwrite=False, db=db):
+                self.new_blob_bytes += len(chunk)
+                self._dirty = True
+            digests.append(digest)
+        return digests
+
+    def get_blob(self, digest: bytes) -> bytes:
+        return _get_blob(self._txn, self._dbs, digest)
+
+    def has_blob(self, digest: bytes) -> bool:
+        return self._txn.get(digest, db=self._dbs.blobs) is not None
+
+    def get_meta(self, key: str) -> bytes | None:
+        raw = self._txn.get(key.encode(), db=self._dbs.meta)
+        return None if raw is None else bytes(raw)
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        if key == _HEAD:
+            raise ValueError("the head is kept by the log itself")
+        self._txn.put(key.encode(), value, db=self._dbs.meta)
+        self._dirty = True
+
+    def _finish(self) -> None:
+        self._txn.put(_HEAD.encode(), _pack_head(self._head), db=self._dbs.meta)
+
+
+class LmdbEventLog:
+    """The embedded event log: one LMDB environment in a store directory.
+
+    Args:
+        path: the store directory, created if missing.
+        clock: wall-clock time in ns; recorded as each event's ``ts``.
+        map_size: initial LMDB map size; the map grows on demand.
+        durable: fsync every commit (the default); off only for throwaway stores.
+        readonly: open without taking the writer role (fails if the store is missing).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock,
+        map_size: int = DEFAULT_MAP_SIZE,
+        durable: bool = True,
+        readonly: bool = False,
+    ) -> None:
+        self.path = os.fspath(path)
+        self._clock = clock
+        self._bulk: _Bulk | None = None
+        try:
+            if not readonly:
+                os.makedirs(self.path, exist_ok=True)
+            self._env = lmdb.open(
+                self.path,
+                map_size=map_size,
+                max_dbs=8,
+                sync=durable,
+                metasync=durable,
+                readonly=readonly,
+                # Readers use their own short transactions; never let a reader
+                # slot outlive a thread.
+                max_readers=256,
+            )
+        except (OSError, lmdb.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _oserror_text(exc)  # type: ignore[arg-type]
+            raise StorageError(f"cannot open store {self.path}: {reason}") from exc
+        try:
+            self._dbs = self._guarded(lambda: _Dbs(self._env))
+            self._store_id = self._init_meta(readonly)
+        except BaseException:
+            self._env.close()
+            raise
+
+    # -- setup ---------------------------------------------------------------
+
+    def _init_meta(self, readonly: bool) -> str:
+        def check(txn: Any) -> tuple[bytes | None, bytes | None]:
+            fmt = txn.get(b"format", db=self._dbs.meta)
+            sid = txn.get(b"store_id", db=self._dbs.meta)
+            return (None if fmt is None else bytes(fmt)), (None if sid is None else bytes(sid))
+
+        fmt, sid = self._reading(check)
+        if fmt is not None:
+            found = int(fmt)
+            if found > FORMAT_VERSION:
+                raise StoreFormatError(self.path, found, FORMAT_VERSION)
+            assert sid is not None
+            return sid.decode()
+        if readonly:
+            return ""
+
+        def create(tx: LmdbWriteTxn) -> str:
+            existing = tx.get_meta("store_id")
+            if existing is not None:  # another process created it first
+                return existing.decode()
+            sid = secrets.token_hex(16)
+            tx.set_meta("format", str(FORMAT_VERSION).encode())
+            tx.set_meta("store_id", sid.encode())
+            return sid
+
+        return self.write(create)
+
+    @property
+    def store_id(self) -> str:
+        return self._store_id
+
+    # -- errors and growth ---------------------------------------------------
+
+    def _storage_error(self, exc: lmdb.Error) -> StorageError:
+        reason = _oserror_text(exc)
+        if isinstance(exc, lmdb.DiskError) or "No space" in reason or "too large" in reason:
+            return StorageError(
+                f"cannot write to store {self.path}: {reason}; nothing was recorded"
+            )
+        return StorageError(f"store {self.path}: {reason}")
+
+    def _guarded(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except lmdb.Error as exc:
+            raise self._storage_error(exc) from exc
+
+    def _grow(self) -> None:
+        size = self._env.info()["map_size"] * 2
+        log.info("store.map_grown", path=self.path, map_size=size)
+        self._env.set_mapsize(size)
+
+    def _reading(self, fn: Callable[[Any], T]) -> T:
+        for _ in range(8):
+            try:
+                with self._env.begin(buffers=False) as txn:
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                # Another process grew the map; adopt its size and retry.
+                self._env.set_mapsize(0)
+            except lmdb.Error as exc:
+                raise self._storage_error(exc) from exc
+        raise StorageError(f"store {self.path}: the map kept changing size while reading")
+
+    # -- writing -------------------------------------------------------------
+
+    def write(self, fn: Callable[[LmdbWriteTxn], T]) -> T:  # type: ignore[override]
+        if self._bulk is not None:
+            return self._bulk.write(fn)
+        for _ in range(32):
+            txn = None
+            try:
+                txn = self._env.begin(write=True)
+                tx = LmdbWriteTxn(self, txn)
+                result = fn(tx)
+                if tx._dirty:
+                    tx._finish()
+                    txn.commit()
+                else:
+                    txn.abort()
+                return result
+            except lmdb.MapFullError:
+                txn.abort()  # type: ignore[union-attr]
+                self._grow()
+            except lmdb.MapResizedError:
+                if txn is not None:
+                    txn.abort()
+                self._env.set_mapsize(0)
+            except lmdb.Error as exc:
+                if txn is not None:
+                    txn.abort()
+                raise self._storage_error(exc) from exc
+            except BaseException:
+                if txn is not None:
+                    txn.abort()
+                raise
+        raise StorageError(f"cannot write to store {self.path}: the map could not grow enough")
+
+    def append(
+        self, events: Sequence[NewEvent], *, session: str = "", cmd: Command | None = None
+    ) -> list[Envelope]:
+        return self.write(lambda tx: tx.append(events, session=session, cmd=cmd))
+
+    @contextmanager
+    def bulk(self, batch: int = 10_000) -> Iterator[None]:
+        if self._bulk is not None:
+            yield
+            return
+        self._bulk = _Bulk(self, batch)
+        try:
+            yield
+            self._bulk.flush()
+        finally:
+            self._bulk.close()
+            self._bulk = None
+
+    # -- reading -------------------------------------------------------------
+
+    def head(self) -> Head:
+        if self._bulk is not None and self._bulk.tx is not None:
+            return self._bulk.tx.head
+        return self._reading(lambda txn: _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta)))
+
+    def read(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        try:
+            with self._env.begin(buffers=False) as txn:
+                yield from _read_range(txn, self._dbs, start, stop)
+        except lmdb.MapResizedError:
+            self._env.set_mapsize(0)
+            yield from self.read(start, stop)
+        except lmdb.Error as exc:
+            raise self._storage_error(exc) from exc
+
+    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        # Collect under one transaction so a caller may hold the iterator open.
+        return iter(self._reading(lambda txn: list(_by_subject(txn, self._dbs, subject, start, stop))))
+
+    def subject_seqs(self, subject: str, start: int = 1, stop: int | None = None) -> list[int]:
+        """The seqs of the events about ``subject`` (no decoding)."""
+        return self._reading(lambda txn: _subject_seqs(txn, self._dbs, subject, start, stop))
+
+    def seq_at(self, ts: int) -> int:
+        def find(txn: Any) -> int:
+            cur = txn.cursor(self._dbs.by_time)
+            if cur.set_range(_U64.pack(ts + 1)):
+                if not cur.prev():
+                    return 0
+            elif not cur.last():
+                return 0
+            return int(_U64.unpack(cur.value())[0])
+
+        return self._reading(find)
+
+    def get_blob(self, digest: bytes) -> bytes:
+        return self._reading(lambda txn: _get_blob(txn, self._dbs, digest))
+
+    def read_blobs(self, digests: Iterable[bytes]) -> bytes:
+        wanted = list(digests)
+        return self._reading(lambda txn: b"".join(_get_blob(txn, self._dbs, d) for d in wanted))
+
+    def get_meta(self, key: str) -> bytes | None:
+        raw = self._reading(lambda txn: txn.get(key.encode(), db=self._dbs.meta))
+        return None if raw is None else bytes(raw)
+
+    def set_meta(self, key: str, value: bytes) -> None:
+        self.write(lambda tx: tx.set_meta(key, value))
+
+    # -- snapshots -----------------------------------------------------------
+
+    @staticmethod
+    def _snap_key(name: str, version: int, seq: int) -> bytes:
+        return name.encode() + b"\0" + _SNAP.pack(version, seq)
+
+    def put_snapshot(self, name: str, version: int, seq: int, data: bytes) -> None:
+        key = self._snap_key(name, version, seq)
+
+        def put(tx: LmdbWriteTxn) -> None:
+            tx._txn.put(key, data, db=self._dbs.snapshots)
+            tx._dirty = True
+
+        self.write(put)
+
+    def get_snapshot(self, name: str, version: int, at_or_below: int) -> Snapshot | None:
+        low = self._snap_key(name, version, 0)
+        high = self._snap_key(name, version, at_or_below)
+
+        def find(txn: Any) -> Snapshot | None:
+            cur = txn.cursor(self._dbs.snapshots)
+            found = cur.set_range(high)
+            if found and cur.key() == high:
+                key = high
+            else:
+                if not (cur.prev() if found else cur.last()):
+                    return None
+                key = cur.key()
+            if not (low <= key <= high):
+                return None
+            return Snapshot(_SNAP.unpack(key[-12:])[1], cur.value())
+
+        return self._reading(find)
+
+    def snapshot_seqs(self, name: str, version: int) -> list[int]:
+        """Seqs at which ``name``/``version`` has a snapshot, ascending."""
+        prefix = self._snap_key(name, version, 0)[:-8]
+
+        def scan(txn: Any) -> list[int]:
+            cur = txn.cursor(self._dbs.snapshots)
+            out = []
+            if cur.set_range(prefix):
+                for key in cur.iternext(values=False):
+                    if not key.startswith(prefix):
+                        break
+                    out.append(_U64.unpack(key[-8:])[0])
+            return out
+
+        return self._reading(scan)
+
+    # -- integrity -----------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        def run(txn: Any) -> VerifyReport:
+            head = _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta))
+            cur = txn.cursor(self._dbs.events)
+            items = ((_U64.unpack(k)[0], v) for k, v in cur) if cur.first() else iter(())
+            return verify_chain(items, head)
+
+        return self._reading(run)
+
+    def raw_env(self) -> lmdb.Environment:
+        """The LMDB environment, for tests and benchmarks that tamper or compare."""
+        return self._env
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __enter__(self) -> LmdbEventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Bulk:
+    """Many writes in one LMDB transaction, committed every ``batch`` events.
+
+    Each write runs in a nested transaction so a refused command still appends
+    nothing while the batch around it goes on.
+    """
+
+    def __init__(self, store: LmdbEventLog, batch: int) -> None:
+        self.store, self.batch = store, batch
+        self.txn: Any = None
+        self.tx: LmdbWriteTxn | None = None
+        self.start_seq = 0
+
+    def write(self, fn: Callable[[LmdbWriteTxn], T]) -> T:
+        store = self.store
+        if self.txn is None:
+            self._begin()
+        assert self.tx is not None
+        child = store._env.begin(write=True, parent=self.txn)
+        tx = LmdbWriteTxn(store, child)
+        tx._head = self.tx._head
+        try:
+            result = fn(tx)
+        except lmdb.MapFullError:
+            child.abort()
+            raise StorageError(
+                f"cannot write to store {store.path}: the map filled during a bulk write"
+            ) from None
+        except lmdb.Error as exc:
+            child.abort()
+            raise store._storage_error(exc) from exc
+        except BaseException:
+            child.abort()
+            raise
+        try:
+            child.commit()
+        except lmdb.Error as exc:
+            raise store._storage_error(exc) from exc
+        if tx._dirty:
+            self.tx._head = tx._head
+            self.tx._dirty = True
+        if self.tx._head.seq - self.start_seq >= self.batch:
+            self.flush()
+        return result
+
+    def _begin(self) -> None:
+        info, stat = self.store._env.info(), self.store._env.stat()
+        used = (info["last_pgno"] + 1) * stat["psize"]
+        if used * 2 > info["map_size"]:
+            self.store._grow()  # grow ahead: a bulk batch cannot be retried
+        self.txn = self.store._env.begin(write=True)
+        self.tx = LmdbWriteTxn(self.store, self.txn)
+        self.start_seq = self.tx._head.seq
+
+    def flush(self) -> None:
+        if self.txn is None:
+            return
+        assert self.tx is not None
+        try:
+            if self.tx._dirty:
+                self.tx._finish()
+            self.txn.commit()
+        except lmdb.Error as exc:
+            raise self.store._storage_error(exc) from exc
+        finally:
+            self.txn, self.tx = None, None
+
+    def close(self) -> None:
+        if self.txn is not None:
+            self.txn.abort()
+            self.txn, self.tx = None, None
+
+
+__all__ = ["DEFAULT_MAP_SIZE", "FORMAT_VERSION", "LmdbEventLog", "LmdbWriteTxn", "subject_key"]
