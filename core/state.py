@@ -1,0 +1,708 @@
+"""The state of a simulated Docker host, and the fold that builds it from events.
+
+`Host.apply` folds one envelope. The same fold serves the write model (the
+state a command is validated against, read inside its write transaction) and
+every projection, so a log replays to exactly the state its commands saw.
+Container events are checked against the lifecycle table on the way: a log
+that breaks it raises `LifecycleViolation` naming the seq.
+
+The fold is dispatched on the envelope's type tag over its plain ``data``
+dict, and mutates the state in place: a million-event rebuild cannot afford
+a copy or an object per event. Whoever needs a past state folds a prefix (or
+loads a snapshot) into a `Host` of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import msgpack
+
+from dockstate.core import fs
+from dockstate.core.errors import DockstateError, LifecycleViolation
+from dockstate.core.events import CONTAINER_TRIGGERS
+from dockstate.core.fs import DIR, FILE, WHITEOUT, Entry, Tree
+from dockstate.core.lifecycle import TABLE, State
+from dockstate.core.mounts import BIND, VOLUME, Mount
+from dockstate.core.names import chain_ids
+from dockstate.eventlog.envelope import GENESIS_HASH, Envelope
+
+#: Reads the content made of these blob digests.
+BlobReader = Callable[[Sequence[bytes]], bytes]
+
+
+class InconsistentLogError(DockstateError):
+    """A recorded event refers to something the log never created."""
+
+    def __init__(self, seq: int, message: str) -> None:
+        self.seq = seq
+        super().__init__(f"event {seq}: {message}")
+
+
+@dataclasses.dataclass(slots=True)
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str | None
+    size: int
+    table: tuple[bytes, ...]
+    entries: int
+    #: how many images reference this layer in their chain.
+    images: int = 0
+    registered_seq: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class Image:
+    id: str
+    config: tuple[bytes, ...]
+    diff_ids: tuple[str, ...]
+    chain_ids: tuple[str, ...]
+    volumes: tuple[str, ...]
+    created: str
+    size: int
+    tags: list[str]
+    registered_ts: int = 0
+
+    @property
+    def top_chain(self) -> str | None:
+        return self.chain_ids[-1] if self.chain_ids else None
+
+
+@dataclasses.dataclass(slots=True)
+class Container:
+    id: str
+    name: str
+    image_id: str
+    image_ref: str
+    mounts: list[Mount]
+    discard_on: str
+    auto_remove: bool
+    command: str
+    created: int
+    state: str = State.CREATED.value
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    restart_count: int = 0
+    #: the writable layer (overlay2's upper dir): may hold whiteouts and opaque dirs.
+    rw: Tree = dataclasses.field(default_factory=dict)
+    #: tmpfs contents by mount target.
+    tmpfs: dict[str, Tree] = dataclasses.field(default_factory=dict)
+    #: bytes copied up from lower layers, by path, since the writable layer was made.
+    copy_ups: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: how many writable layers this container has had (a discard at stop makes a new one).
+    rw_generation: int = 1
+    removed_at: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.state in (State.RUNNING, State.PAUSED)
+
+    def mount_for(self, path: str) -> Mount | None:
+        """The mount a path falls under: the longest matching target wins."""
+        best: Mount | None = None
+        for m in self.mounts:
+            if fs.is_below(path, m.target) and (best is None or len(m.target) > len(best.target)):
+                best = m
+        return best
+
+
+@dataclasses.dataclass(slots=True)
+class Volume:
+    name: str
+    anonymous: bool
+    driver: str
+    labels: dict[str, str]
+    options: dict[str, str]
+    created: int
+    #: the volume's ``_data``, keyed by path relative to it.
+    files: Tree = dataclasses.field(default_factory=dict)
+    #: containers (not removed) that reference it, in the order they were created.
+    refs: dict[str, None] = dataclasses.field(default_factory=dict)
+
+    @property
+    def mountpoint(self) -> str:
+        return f"/var/lib/docker/volumes/{self.name}/_data"
+
+
+# -- layer tables ---------------------------------------------------------------
+
+
+def encode_table(entries: Iterable[tuple[str, Entry]]) -> bytes:
+    """A layer's entries as stored in the blob store (msgpack list of [path, *entry])."""
+    return msgpack.packb([[path, *entry] for path, entry in entries], use_bin_type=True)
+
+
+def decode_table(raw: bytes) -> list[tuple[str, Entry]]:
+    rows = msgpack.unpackb(raw, raw=False, use_list=False)
+    return [(row[0], Entry._make(row[1:])) for row in rows]
+
+
+class LayerCache:
+    """Flattened trees of layer chains, keyed by chain_id.
+
+    A chain never changes once registered, so a flattened view stays valid
+    for ever; the cache only bounds how many are kept in memory.
+    """
+
+    def __init__(self, read_blobs: BlobReader, capacity: int = 64) -> None:
+        self._read = read_blobs
+        self._capacity = capacity
+        self._trees: dict[str, Tree] = {}
+        self._tables: dict[str, list[tuple[str, Entry]]] = {}
+
+    def set_reader(self, read_blobs: BlobReader) -> None:
+        """Read blobs through another handle (a new write transaction) from now on."""
+        self._read = read_blobs
+
+    def table(self, layer: Layer) -> list[tuple[str, Entry]]:
+        table = self._tables.get(layer.chain_id)
+        if table is None:
+            table = decode_table(self._read(layer.table)) if layer.table else []
+            self._tables[layer.chain_id] = table
+            if len(self._tables) > self._capacity:
+                self._tables.pop(next(iter(self._tables)))
+        return table
+
+    def flattened(self, chain_id: str | None, layers: Mapping[str, Layer]) -> Tree:
+        if chain_id is None:
+            return {}
+        tree = self._trees.get(chain_id)
+        if tree is not None:
+            return tree
+        # Walk down to the nearest cached ancestor, then stack back up.
+        stack: list[Layer] = []
+        cur: str | None = chain_id
+        base: Tree = {}
+        while cur is not None:
+            cached = self._trees.get(cur)
+            if cached is not None:
+                base = cached
+                break
+            layer = layers.get(cur)
+            if layer is None:
+                raise KeyError(cur)
+            stack.append(layer)
+            cur = layer.parent
+        for layer in reversed(stack):
+            base = fs.apply_layer(base, self.table(layer))
+            self._trees[layer.chain_id] = base
+        while len(self._trees) > self._capacity:
+            self._trees.pop(next(iter(self._trees)))
+        return base
+
+
+# -- the layered view of a container's root filesystem ---------------------------
+
+
+def rw_lookup(rw: Tree, lower: Tree, path: str) -> Entry | None:
+    """What ``path`` is in the writable layer stacked on ``lower`` (None: absent)."""
+    entry = rw.get(path)
+    if entry is not None:
+        return None if entry.kind == WHITEOUT else entry
+    for anc in fs.ancestors(path):
+        a = rw.get(anc)
+        if a is not None and (a.kind != DIR or a.opaque):
+            return None  # a whiteout, a file over the dir, or an opaque dir hides lower
+    return lower.get(path)
+
+
+def _drop_below(tree: Tree, top: str) -> None:
+    for key in fs.subtree_keys(tree, top):
+        del tree[key]
+
+
+class Host:
+    """Everything a Docker host holds, as of event `seq`.
+
+    Args:
+        read_blobs: how layer tables are read back (the log's blob store).
+    """
+
+    def __init__(self, read_blobs: BlobReader) -> None:
+        self.seq = 0
+        self.hash = GENESIS_HASH
+        self.ts = 0
+        self.layers: dict[str, Layer] = {}
+        self.images: dict[str, Image] = {}
+        self.tags: dict[str, str] = {}
+        self.containers: dict[str, Container] = {}
+        self.removed: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+        self.volumes: dict[str, Volume] = {}
+        self.host_files: Tree = {}
+        self.settings: dict[str, str] = {}
+        self.layer_cache = LayerCache(read_blobs)
+
+    # -- reading -------------------------------------------------------------
+
+    def lower(self, container: Container) -> Tree:
+        """The flattened image layers under a container's writable layer."""
+        image = self.images.get(container.image_id)
+        # An image in use cannot be removed, so a missing one means an empty lower.
+        chain = image.top_chain if image else None
+        return self.layer_cache.flattened(chain, self.layers)
+
+    def lookup(self, container: Container, path: str) -> Entry | None:
+        """What a process in ``container`` sees at ``path`` (mounts included)."""
+        m = container.mount_for(path)
+        if m is not None:
+            tree, key = self.mount_tree(container, m, path)
+            if key == "/" or (m.type == BIND and key == m.source):
+                return tree.get(key) or fs.dir_entry()
+            return tree.get(key)
+        if path == "/":
+            return fs.dir_entry()
+        return rw_lookup(container.rw, self.lower(container), path)
+
+    def mount_tree(self, container: Container, m: Mount, path: str) -> tuple[Tree, str]:
+        """The tree a mount stores ``path`` in, and the key of ``path`` there."""
+        rel = fs.relative(path, m.target)
+        if m.type == VOLUME:
+            return self.volumes[m.source].files, rel
+        if m.type == BIND:
+            return self.host_files, fs.join(m.source, rel)
+        return container.tmpfs.setdefault(m.target, {}), rel
+
+    # -- folding -------------------------------------------------------------
+
+    def apply(self, env: Envelope) -> None:
+        """Fold one event into the state."""
+        handler = _HANDLERS.get(env.type)
+        if handler is not None:
+            handler(self, env.seq, env.ts, env.data)
+        self.seq = env.seq
+        self.ts = env.ts
+
+    def apply_all(self, envs: Iterable[Envelope]) -> None:
+        handlers, last = _HANDLERS, None
+        for env in envs:
+            handler = handlers.get(env.type)
+            if handler is not None:
+                handler(self, env.seq, env.ts, env.data)
+            last = env
+        if last is not None:
+            self.seq, self.ts = last.seq, last.ts
+
+    def container(self, seq: int, container_id: str) -> Container:
+        c = self.containers.get(container_id)
+        if c is None:
+            raise InconsistentLogError(seq, f"no container {container_id[:12]} to act on")
+        return c
+
+
+# -- handlers -----------------------------------------------------------------------
+
+Handler = Callable[[Host, int, int, Mapping[str, Any]], None]
+_HANDLERS: dict[str, Handler] = {}
+
+
+def _on(tag: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[tag] = fn
+        return fn
+
+    return register
+
+
+@_on("LayerRegistered")
+def _layer_registered(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    chain = d["chain_id"]
+    if chain in host.layers:
+        return
+    host.layers[chain] = Layer(
+        chain, d["diff_id"], d["parent"], d["size"], tuple(d["table"]), d["entries"], 0, seq
+    )
+
+
+@_on("ImageRegistered")
+def _image_registered(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    image_id = d["image_id"]
+    if image_id in host.images:
+        return
+    chains = tuple(chain_ids(d["diff_ids"]))
+    for chain in chains:
+        layer = host.layers.get(chain)
+        if layer is None:
+            raise InconsistentLogError(seq, f"image {image_id[:19]} needs missing layer {chain}")
+        layer.images += 1
+    host.images[image_id] = Image(
+        image_id,
+        tuple(d["config"]),
+        tuple(d["diff_ids"]),
+        chains,
+        tuple(d.get("volumes", ())),
+        d.get("created", ""),
+        d.get("size", 0),
+        [],
+        ts,
+    )
+
+
+@_on("ImageTagged")
+def _image_tagged(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    ref, image_id = d["ref"], d["image_id"]
+    image = host.images.get(image_id)
+    if image is None:
+        raise InconsistentLogError(seq, f"tag {ref} of missing image {image_id[:19]}")
+    old = host.tags.get(ref)
+    if old is not None and old != image_id and old in host.images:
+        host.images[old].tags.remove(ref)
+    host.tags[ref] = image_id
+    if ref not in image.tags:
+        image.tags.append(ref)
+
+
+@_on("ImageUntagged")
+def _image_untagged(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    ref = d["ref"]
+    if host.tags.get(ref) == d["image_id"]:
+        del host.tags[ref]
+    image = host.images.get(d["image_id"])
+    if image is not None and ref in image.tags:
+        image.tags.remove(ref)
+
+
+@_on("ImageRemoved")
+def _image_removed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    image = host.images.pop(d["image_id"], None)
+    if image is None:
+        raise InconsistentLogError(seq, f"removal of missing image {d['image_id'][:19]}")
+    for ref in image.tags:
+        if host.tags.get(ref) == image.id:
+            del host.tags[ref]
+    for chain in image.chain_ids:
+        layer = host.layers.get(chain)
+        if layer is not None:
+            layer.images -= 1
+            if layer.images <= 0:
+                # No image references the layer any more: Docker releases it.
+                del host.layers[chain]
+
+
+@_on("ContainerCreated")
+def _container_created(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    cid = d["container"]
+    if cid in host.containers or cid in host.removed:
+        raise InconsistentLogError(seq, f"container {cid[:12]} created twice")
+    if d["image_id"] not in host.images:
+        raise InconsistentLogError(seq, f"container {cid[:12]} of missing image")
+    mounts = [Mount.from_data(m) for m in d["mounts"]]
+    mounts += [Mount.from_data(m) for m in d.get("tmpfs", ())]
+    c = Container(
+        cid,
+        d["name"],
+        d["image_id"],
+        d["image_ref"],
+        mounts,
+        d.get("discard_on", "stop"),
+        d.get("auto_remove", False),
+        d.get("command", ""),
+        ts,
+    )
+    for m in mounts:
+        if m.type == VOLUME:
+            vol = host.volumes.get(m.source)
+            if vol is None:
+                raise InconsistentLogError(
+                    seq, f"container {cid[:12]} mounts missing volume {m.source}"
+                )
+            vol.refs[cid] = None
+        elif m.type == BIND and m.source not in host.host_files:
+            raise InconsistentLogError(seq, f"bind source {m.source} does not exist")
+    host.containers[cid] = c
+    host.names[c.name] = cid
+
+
+def _transition(host: Host, seq: int, cid: str, tag: str) -> Container:
+    c = host.container(seq, cid)
+    dest = TABLE.get((c.state, CONTAINER_TRIGGERS[tag]))
+    if dest is None:
+        raise LifecycleViolation(seq, cid, tag, c.state)
+    c.state = dest.value
+    return c
+
+
+def _discard(c: Container, tmpfs_only: bool) -> None:
+    for target in c.tmpfs:
+        c.tmpfs[target] = {}
+    if not tmpfs_only:
+        c.rw = {}
+        c.copy_ups = {}
+        c.rw_generation += 1
+
+
+@_on("ContainerStarted")
+def _started(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    c = _transition(host, seq, d["container"], "ContainerStarted")
+    c.started_at = ts
+
+
+@_on("ContainerRestarted")
+def _restarted(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    c = _transition(host, seq, d["container"], "ContainerRestarted")
+    c.started_at = ts
+    c.restart_count += 1
+
+
+@_on("ContainerPaused")
+def _paused(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    _transition(host, seq, d["container"], "ContainerPaused")
+
+
+@_on("ContainerUnpaused")
+def _unpaused(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    _transition(host, seq, d["container"], "ContainerUnpaused")
+
+
+def _exited(tag: str) -> Handler:
+    def handle(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+        c = _transition(host, seq, d["container"], tag)
+        c.finished_at = ts
+        c.exit_code = d.get("exit_code", 0)
+        # tmpfs lives in memory: gone at every stop. The writable layer goes
+        # too under the seed's model (discard_on=stop); Docker keeps it until rm.
+        _discard(c, tmpfs_only=c.discard_on != "stop")
+
+    return handle
+
+
+for _tag in ("ContainerStopped", "ContainerKilled", "ContainerDied"):
+    _HANDLERS[_tag] = _exited(_tag)
+
+
+@_on("ContainerRemoved")
+def _removed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    cid = d["container"]
+    c = _transition(host, seq, cid, "ContainerRemoved")
+    _discard(c, tmpfs_only=False)
+    for m in c.mounts:
+        if m.type == VOLUME and m.source in host.volumes:
+            host.volumes[m.source].refs.pop(cid, None)
+    if host.names.get(c.name) == cid:
+        del host.names[c.name]
+    c.removed_at = ts
+    del host.containers[cid]
+    host.removed[cid] = c
+
+
+# -- files ----------------------------------------------------------------------
+
+
+def _make_parents(tree: Tree, path: str, seq: int, ts: int, stop: str = "/") -> None:
+    """Create missing directories above ``path`` in a flat tree (volume, tmpfs, host)."""
+    for anc in fs.ancestors(path):
+        if anc == stop or not fs.is_below(anc, stop):
+            break
+        if anc in tree:
+            break
+        tree[anc] = fs.dir_entry(seq, ts)
+
+
+def _rw_parents(rw: Tree, lower: Tree, path: str, seq: int, ts: int) -> None:
+    """Make the directories above ``path`` exist in the container's root filesystem."""
+    for anc in fs.ancestors(path):
+        here = rw.get(anc)
+        if here is not None and here.kind == DIR:
+            break
+        if here is None and rw_lookup(rw, lower, anc) is not None:
+            break
+        # missing, or whited out: a dir re-created over a whiteout is opaque.
+        rw[anc] = fs.dir_entry(seq, ts, opaque=here is not None)
+
+
+def _copy_up(c: Container, lower: Tree, path: str) -> Entry | None:
+    """The entry at ``path``, copied up from the lower layers on first modification."""
+    entry = rw_lookup(c.rw, lower, path)
+    if entry is not None and path not in c.rw:
+        if entry.kind == FILE:
+            # overlay2 copies the whole file up on its first write open or chmod.
+            c.copy_ups[path] = entry.size
+        c.rw[path] = entry
+    return entry
+
+
+class _Target:
+    """Where a file event lands: a flat tree (volume, bind, tmpfs) or the writable layer."""
+
+    __slots__ = ("container", "key", "lower", "top", "tree")
+
+    def __init__(self, host: Host, seq: int, cid: str, path: str) -> None:
+        c = host.container(seq, cid)
+        self.container = c
+        m = c.mount_for(path)
+        if m is None:
+            self.tree: Tree = c.rw
+            self.key = path
+            self.lower: Tree | None = host.lower(c)
+            self.top = "/"
+        else:
+            if m.type == VOLUME and m.source not in host.volumes:
+                raise InconsistentLogError(seq, f"write to missing volume {m.source}")
+            self.tree, self.key = host.mount_tree(c, m, path)
+            self.lower = None
+            self.top = m.source if m.type == BIND else "/"
+
+    def current(self) -> Entry | None:
+        if self.lower is None:
+            return self.tree.get(self.key)
+        return _copy_up(self.container, self.lower, self.key)
+
+    def parents(self, seq: int, ts: int) -> None:
+        if self.lower is None:
+            _make_parents(self.tree, self.key, seq, ts, self.top)
+        else:
+            _rw_parents(self.tree, self.lower, self.key, seq, ts)
+
+    def put(self, entry: Entry) -> None:
+        old = self.tree.get(self.key)
+        if old is not None and old.kind == DIR and entry.kind != DIR:
+            _drop_below(self.tree, self.key)
+        self.tree[self.key] = entry
+
+    def delete(self, seq: int, ts: int) -> None:
+        tree, key = self.tree, self.key
+        _drop_below(tree, key)
+        if self.lower is not None and rw_visible_in_lower(tree, self.lower, key):
+            tree[key] = fs.whiteout(seq, ts)
+        else:
+            tree.pop(key, None)
+
+
+def rw_visible_in_lower(rw: Tree, lower: Tree, path: str) -> bool:
+    if path not in lower:
+        return False
+    for anc in fs.ancestors(path):
+        a = rw.get(anc)
+        if a is not None and (a.kind != DIR or a.opaque):
+            return False
+    return True
+
+
+@_on("FileWritten")
+def _file_written(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    t = _Target(host, seq, d["container"], d["path"])
+    if t.lower is not None:
+        t.current()  # counts the copy-up of a lower file being overwritten
+    t.parents(seq, ts)
+    t.put(Entry(FILE, d.get("mode", 0o644), d["size"], tuple(d["chunks"]), seq, ts))
+
+
+@_on("FileAppended")
+def _file_appended(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    t = _Target(host, seq, d["container"], d["path"])
+    old = t.current()
+    if old is None or old.kind != FILE:
+        t.parents(seq, ts)
+        t.put(Entry(FILE, 0o644, d["size"], tuple(d["chunks"]), seq, ts))
+        return
+    t.put(
+        old._replace(
+            size=old.size + d["size"], chunks=old.chunks + tuple(d["chunks"]), seq=seq, mtime=ts
+        )
+    )
+
+
+@_on("FileDeleted")
+def _file_deleted(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    _Target(host, seq, d["container"], d["path"]).delete(seq, ts)
+
+
+@_on("DirCreated")
+def _dir_created(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    t = _Target(host, seq, d["container"], d["path"])
+    t.parents(seq, ts)
+    old = t.tree.get(t.key)
+    if old is not None and old.kind == DIR:
+        return
+    opaque = t.lower is not None and old is not None and old.kind == WHITEOUT
+    t.put(fs.dir_entry(seq, ts, d.get("mode", 0o755), opaque=opaque))
+
+
+@_on("FileModeChanged")
+def _mode_changed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    t = _Target(host, seq, d["container"], d["path"])
+    old = t.current()
+    if old is None:
+        raise InconsistentLogError(seq, f"chmod of missing {d['path']}")
+    t.put(old._replace(mode=d["mode"], seq=seq, mtime=ts))
+
+
+@_on("FileRenamed")
+def _file_renamed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    src = _Target(host, seq, d["container"], d["path"])
+    dst = _Target(host, seq, d["container"], d["dest"])
+    entry = src.current()
+    if entry is None:
+        raise InconsistentLogError(seq, f"rename of missing {d['path']}")
+    moved = {
+        fs.join(dst.key, key[len(src.key) :]): e
+        for key, e in src.tree.items()
+        if key != src.key and fs.is_below(key, src.key)
+    }
+    src.delete(seq, ts)
+    dst.parents(seq, ts)
+    dst.put(entry._replace(seq=seq, mtime=ts))
+    dst.tree.update(moved)
+
+
+@_on("VolumeCreated")
+def _volume_created(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    name = d["name"]
+    if name in host.volumes:
+        return
+    host.volumes[name] = Volume(
+        name,
+        d.get("anonymous", False),
+        d.get("driver", "local"),
+        dict(d.get("labels") or {}),
+        dict(d.get("options") or {}),
+        ts,
+    )
+
+
+@_on("VolumeRemoved")
+def _volume_removed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    if host.volumes.pop(d["name"], None) is None:
+        raise InconsistentLogError(seq, f"removal of missing volume {d['name']}")
+
+
+@_on("VolumePopulated")
+def _volume_populated(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    c = host.container(seq, d["container"])
+    vol = host.volumes[d["name"]]
+    target = d["target"]
+    lower = host.lower(c)
+    for path, entry in lower.items():
+        if path != target and fs.is_below(path, target):
+            vol.files[fs.relative(path, target)] = entry._replace(seq=seq)
+
+
+@_on("HostFileWritten")
+def _host_file_written(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    path, tree = d["path"], host.host_files
+    old = tree.get(path)
+    chunks, size = tuple(d["chunks"]), d["size"]
+    if d.get("append") and old is not None and old.kind == FILE:
+        tree[path] = old._replace(
+            size=old.size + size, chunks=old.chunks + chunks, seq=seq, mtime=ts
+        )
+        return
+    _make_parents(tree, path, seq, ts)
+    tree[path] = Entry(FILE, d.get("mode", 0o644), size, chunks, seq, ts)
+
+
+@_on("HostDirCreated")
+def _host_dir_created(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    path, tree = d["path"], host.host_files
+    _make_parents(tree, path, seq, ts)
+    if path not in tree:
+        tree[path] = fs.dir_entry(seq, ts, d.get("mode", 0o755))
+
+
+@_on("SettingChanged")
+def _setting(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    host.settings[d["key"]] = d["value"]
