@@ -88,14 +88,32 @@ class Container:
     exit_code: int = 0
     restart_count: int = 0
     #: the writable layer (overlay2's upper dir): may hold whiteouts and opaque dirs.
-    rw: Tree = dataclasses.field(default_factory=dict)
-    #: tmpfs contents by mount target.
-    tmpfs: dict[str, Tree] = dataclasses.field(default_factory=dict)
+    #: Kept encoded until first use when the container comes from a snapshot.
+    _rw: Tree | bytes = dataclasses.field(default_factory=dict)
+    #: tmpfs contents by mount target (encoded, like ``_rw``, until used).
+    _tmpfs: dict[str, Tree] | bytes = dataclasses.field(default_factory=dict)
     #: bytes copied up from lower layers, by path, since the writable layer was made.
     copy_ups: dict[str, int] = dataclasses.field(default_factory=dict)
     #: how many writable layers this container has had (a discard at stop makes a new one).
     rw_generation: int = 1
     removed_at: int = 0
+
+    @property
+    def rw(self) -> Tree:
+        if isinstance(self._rw, bytes):
+            self._rw = decode_tree(self._rw)
+        return self._rw
+
+    @rw.setter
+    def rw(self, tree: Tree) -> None:
+        self._rw = tree
+
+    @property
+    def tmpfs(self) -> dict[str, Tree]:
+        if isinstance(self._tmpfs, bytes):
+            raw = msgpack.unpackb(self._tmpfs, raw=False, use_list=False)
+            self._tmpfs = {target: decode_tree(tree) for target, tree in raw.items()}
+        return self._tmpfs
 
     @property
     def running(self) -> bool:
@@ -118,10 +136,16 @@ class Volume:
     labels: dict[str, str]
     options: dict[str, str]
     created: int
-    #: the volume's ``_data``, keyed by path relative to it.
-    files: Tree = dataclasses.field(default_factory=dict)
+    #: the volume's ``_data``, keyed by path relative to it (encoded until first use).
+    _files: Tree | bytes = dataclasses.field(default_factory=dict)
     #: containers (not removed) that reference it, in the order they were created.
     refs: dict[str, None] = dataclasses.field(default_factory=dict)
+
+    @property
+    def files(self) -> Tree:
+        if isinstance(self._files, bytes):
+            self._files = decode_tree(self._files)
+        return self._files
 
     @property
     def mountpoint(self) -> str:
@@ -139,6 +163,18 @@ def encode_table(entries: Iterable[tuple[str, Entry]]) -> bytes:
 def decode_table(raw: bytes) -> list[tuple[str, Entry]]:
     rows = msgpack.unpackb(raw, raw=False, use_list=False)
     return [(row[0], Entry._make(row[1:])) for row in rows]
+
+
+def encode_tree(tree: Tree) -> bytes:
+    """A tree as snapshot bytes: a msgpack map of path -> entry array."""
+    return msgpack.packb(tree, use_bin_type=True)
+
+
+def decode_tree(raw: bytes) -> Tree:
+    make = Entry._make
+    return {
+        path: make(row) for path, row in msgpack.unpackb(raw, raw=False, use_list=False).items()
+    }
 
 
 class LayerCache:
