@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal as _signal
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import structlog
 
@@ -64,6 +64,18 @@ ANONYMOUS_LABEL: Final = "com.docker.volume.anonymous"
 STOP_EXIT_CODE: Final = 128 + _signal.SIGTERM
 
 Decision = list[ev.Event]
+
+
+class LayerSpec(NamedTuple):
+    """A layer to register: its diff_id, its entries (contents already in blobs), its size."""
+
+    diff_id: str
+    entries: Sequence[tuple[str, Entry]]
+    size: int
+
+
+#: Produces layer specs inside the write transaction; see `DockerHost.register_image`.
+PrepareLayers = Callable[[WriteTxn, Sequence[bool]], Sequence["LayerSpec | None"]]
 
 
 def parse_signal(sig: str | int) -> tuple[str, int]:
@@ -153,7 +165,10 @@ class DockerHost:
 
     def state(self) -> Host:
         """The current state (read in a write transaction, so it is the head's)."""
-        return self.log.write(self._sync)
+        host = self.log.write(self._sync)
+        # The transaction is over: layer tables not cached yet are read through the log.
+        host.layer_cache.set_reader(self.log.read_blobs)
+        return host
 
     def _execute(
         self,
@@ -190,7 +205,8 @@ class DockerHost:
         *,
         config: bytes,
         image_id: str,
-        layers: Sequence[tuple[str, Sequence[tuple[str, Entry]], int]],
+        layers: Sequence[LayerSpec | tuple[str, Sequence[tuple[str, Entry]], int]] | PrepareLayers,
+        diff_ids: Sequence[str] | None = None,
         tags: Sequence[str] = (),
         volumes: Sequence[str] = (),
         created: str = "",
@@ -199,41 +215,65 @@ class DockerHost:
     ) -> tuple[str, list[str], list[bool]]:
         """Store layers that are new (by chain_id), the image config, and its tags.
 
-        ``layers`` are ``(diff_id, entries, size)`` base first. Returns the image id,
-        the tags it now has, and for each layer whether it already existed.
+        ``layers`` are `LayerSpec` (or ``(diff_id, entries, size)``) base first, or a
+        function that produces them *inside* the write transaction (so a loader can
+        stream layer contents into the blob store and a failure appends nothing). It
+        is given the transaction and, per layer of ``diff_ids``, whether that chain is
+        already stored; it returns None for those, which are not read again.
+
+        Returns the image id, the tags it now has, and per layer whether it existed.
         """
 
         def decide(host: Host, tx: WriteTxn) -> tuple[Decision, tuple[str, list[str], list[bool]]]:
             out: Decision = []
-            diff_ids = [d for d, _, _ in layers]
-            chains = chain_ids(diff_ids)
+            if callable(layers):
+                if diff_ids is None:
+                    raise ValueError(
+                        "diff_ids are needed when layers are prepared in the transaction"
+                    )
+                ids = list(diff_ids)
+                chains = chain_ids(ids)
+                specs: list[LayerSpec | None] = list(layers(tx, [c in host.layers for c in chains]))
+            else:
+                specs = [LayerSpec(*spec) for spec in layers]
+                ids = [spec.diff_id for spec in specs]
+                chains = chain_ids(ids)
             existed = []
             parent: str | None = None
-            for (diff_id, entries, size), chain in zip(layers, chains, strict=True):
-                known = chain in host.layers
-                existed.append(known)
-                if not known and not any(
-                    isinstance(e, ev.LayerRegistered) and e.chain_id == chain for e in out
-                ):
-                    table = tuple(tx.put_blob(encode_table(entries)))
+            total = 0
+            for spec, diff_id, chain in zip(specs, ids, chains, strict=True):
+                layer = host.layers.get(chain)
+                existed.append(layer is not None)
+                new = next(
+                    (e for e in out if isinstance(e, ev.LayerRegistered) and e.chain_id == chain),
+                    None,
+                )
+                if layer is not None:
+                    total += layer.size
+                elif new is not None:
+                    total += new.size
+                else:
+                    if spec is None:
+                        raise ValueError(f"layer {diff_id} is not stored and was not given")
+                    table = tuple(tx.put_blob(encode_table(spec.entries)))
                     out.append(
                         ev.LayerRegistered(
                             chain_id=chain,
                             diff_id=diff_id,
                             parent=parent,
-                            size=size,
+                            size=spec.size,
                             table=table,
-                            entries=len(entries),
+                            entries=len(spec.entries),
                         )
                     )
+                    total += spec.size
                 parent = chain
             if image_id not in host.images:
-                total = sum(s for _, _, s in layers)
                 out.append(
                     ev.ImageRegistered(
                         image_id=image_id,
                         config=tuple(tx.put_blob(config)),
-                        diff_ids=tuple(diff_ids),
+                        diff_ids=tuple(ids),
                         chain_id=chains[-1] if chains else None,
                         volumes=tuple(volumes),
                         created=created,
