@@ -72,6 +72,8 @@ class LayerSpec(NamedTuple):
     diff_id: str
     entries: Sequence[tuple[str, Entry]]
     size: int
+    #: blob digests of the layer tar's split, when the tar was read (see `LayerRegistered`).
+    tar_split: Sequence[bytes] = ()
 
 
 #: Produces layer specs inside the write transaction; see `DockerHost.register_image`.
@@ -264,6 +266,7 @@ class DockerHost:
                             size=spec.size,
                             table=table,
                             entries=len(spec.entries),
+                            tar_split=tuple(spec.tar_split),
                         )
                     )
                     total += spec.size

@@ -93,6 +93,9 @@ class LayerRegistered(Event):
     #: blob digests of the msgpack table of the layer's entries (see `core.fs`).
     table: tuple[bytes, ...]
     entries: int
+    #: blob digests of the layer tar's split (its bytes other than file contents, see
+    #: `dockstate.tools.tarstream`), so that ``image save`` writes the tar back byte for byte.
+    tar_split: tuple[bytes, ...] = ()
 
     def subjects(self) -> tuple[str, ...]:
         return (subject("l", self.chain_id),)
