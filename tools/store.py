@@ -17,6 +17,8 @@ def default_store_path() -> Path:
     return Path.home() / ".local" / "share" / "dockstate"
 
 
-def open_store(path: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> LmdbEventLog:
+def open_store(
+    path: str | os.PathLike[str] | None = None, *, readonly: bool = False
+) -> LmdbEventLog:
     """Open (creating on first use) the store at ``path`` or the default place."""
     return LmdbEventLog(path or default_store_path(), clock=time.time_ns, readonly=readonly)
