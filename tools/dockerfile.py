@@ -131,7 +131,7 @@ class _Lexer:
         return out
 
     def _double(self) -> str:
-        s, out = self.s, []
+        s, out = self.s, list[str]()
         while self.i < len(s):
             ch = s[self.i]
             if ch == '"':

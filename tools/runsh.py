@@ -360,8 +360,8 @@ def _mode_change(spec: str) -> Callable[[Entry], int]:
 
     def apply(e: Entry) -> int:
         mode = e.mode
-        for who, op, perms in clauses:
-            who = who or "a"
+        for given, op, perms in clauses:
+            who = given or "a"
             mask = 0
             for w in "ugo" if "a" in who else who:
                 shift = {"u": 6, "g": 3, "o": 0}[w]
