@@ -37,7 +37,7 @@ import re
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, Final, NamedTuple
+from typing import IO, Any, Final, NamedTuple, Protocol
 
 from dockstate.core.commands import DockerHost, LayerSpec
 from dockstate.core.errors import InvalidParameterError
@@ -59,7 +59,6 @@ from dockstate.tools.tarstream import (
     sniff,
     split_size,
 )
-from dockstate.tools.tarstream import Reader as ByteReader
 
 #: (layer short id, bytes read, bytes in all) while a layer is read.
 ProgressFn = Callable[[str, int, int], None]
@@ -98,6 +97,12 @@ def _clean(name: str) -> str:
     return rel
 
 
+class _Stream(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 class _Region:
     """A byte range of an open file, read with pread (no shared file position)."""
 
@@ -115,6 +120,9 @@ class _Region:
         self._pos += len(data)
         return data
 
+    def close(self) -> None:
+        self._pos = self._end
+
 
 class _Source:
     """Named files of an archive, each readable as a fresh stream."""
@@ -127,7 +135,7 @@ class _Source:
     def size(self, name: str) -> int:
         raise NotImplementedError
 
-    def open(self, name: str) -> ByteReader:
+    def open(self, name: str) -> _Stream:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -140,8 +148,11 @@ class _Source:
             raise InvalidArchiveError(f"invalid archive: {name} is too large")
         stream = self.open(name)
         out = bytearray()
-        while chunk := stream.read(BLOCK):
-            out += chunk
+        try:
+            while chunk := stream.read(BLOCK):
+                out += chunk
+        finally:
+            stream.close()
         return bytes(out)
 
 
@@ -223,7 +234,7 @@ class _TarSource(_Source):
     def size(self, name: str) -> int:
         return self._member(name).size
 
-    def open(self, name: str) -> ByteReader:
+    def open(self, name: str) -> _Stream:
         m = self._member(name)
         return _Region(self._fd, m.offset_data, m.size)
 
@@ -250,7 +261,7 @@ class _DirSource(_Source):
     def size(self, name: str) -> int:
         return os.path.getsize(self._path(name))
 
-    def open(self, name: str) -> ByteReader:
+    def open(self, name: str) -> _Stream:
         path = self._path(name)
         if not os.path.isfile(path):
             raise InvalidArchiveError(f"invalid archive: {name} is missing")
@@ -268,9 +279,13 @@ class _FileReader:
             return b""
         data = self._f.read(n)
         if not data or n < 0:
+            self.close()
+        return data
+
+    def close(self) -> None:
+        if self._f is not None:
             self._f.close()
             self._f = None
-        return data
 
 
 def _open_source(source: str | os.PathLike[str]) -> _Source:
@@ -566,10 +581,13 @@ def _read_layer(
         assert progress is not None
         progress(short, done, total)
 
+    stream = src.open(ref.name)
     try:
-        result = ingest_layer(src.open(ref.name), sink, progress=advance if progress else None)
+        result = ingest_layer(stream, sink, progress=advance if progress else None)
     except CorruptLayerError as exc:
         raise InvalidArchiveError(f"invalid archive: layer {ref.name}: {exc}") from exc
+    finally:
+        stream.close()
     if ref.digest is not None and result.blob_digest != ref.digest:
         raise InvalidArchiveError(
             f"invalid archive: layer blob {ref.name} has digest {result.blob_digest}, "

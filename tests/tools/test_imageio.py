@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import shutil
 import tarfile
@@ -512,3 +513,21 @@ def test_round_trip_of_compressed_oci_layers_writes_the_uncompressed_tar(host, t
     fresh = new_host(tmp_path / "fresh")
     load(fresh, tmp_path / "out.tar")
     assert fresh.state().tags["z:1"] == image_id
+
+
+def test_shared_layer_symlinked_in_a_legacy_archive_is_followed(host, tmp_path) -> None:
+    """docker save writes a shared layer once and symlinks it: reading through the link works."""
+    with (
+        tarfile.open(ARCHIVES / "save-both.tar") as src,
+        tarfile.open(tmp_path / "swapped.tar", "w") as out,
+    ):
+        for m in src:
+            data = src.extractfile(m).read() if m.isfile() else None  # type: ignore[union-attr]
+            if m.name == "manifest.json" and data is not None:
+                data = json.dumps(list(reversed(json.loads(data)))).encode()
+                m.size = len(data)
+            out.addfile(m, io.BytesIO(data) if data is not None else None)
+    lines = load(host, tmp_path / "swapped.tar")
+    assert lines[-1] == "Loaded image: ds-base:1"
+    assert lines[-2] == "addf2b708850: Already exists"
+    assert content(host, "ds-child:1", "/srv/new.txt") == b"new in child\n"
