@@ -30,6 +30,8 @@ def parse_time(text: str, now_ns: int) -> int:
     Unix seconds with a fraction (``1764410520.5``).
     """
     t = text.strip()
+    if t == "now":
+        return now_ns
     m = _RELATIVE.match(t)
     if m:
         total = sum(float(v) * _UNIT_NS[u] for v, u in _PART.findall(m.group(1)))

@@ -132,7 +132,7 @@ def _summary(env: Envelope) -> str:
     ):
         if key in d and d[key] not in ("", None, ()):
             value = d[key]
-            if key == "container" or key == "image_id":
+            if key in ("container", "image_id"):
                 value = str(value).removeprefix("sha256:")[:12]
             parts.append(f"{key}={value}")
     return " ".join(parts)

@@ -131,7 +131,23 @@ def image_ls(ctx: Context) -> int:
     return 0
 
 
+def _history_age(created: str, now: int) -> str:
+    """``N minutes ago`` for a history entry; ``N/A`` for unknown or pre-2000 times (Docker)."""
+    import datetime as dt
+    import re
+
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", created)
+    if not m:
+        return "N/A"
+    frac = (m.group(2) or "")[:7]
+    when = dt.datetime.fromisoformat(m.group(1) + frac + (m.group(3) or "Z").replace("Z", "+00:00"))
+    if when.year < 2000:
+        return "N/A"
+    return fmt.ago(int(when.timestamp() * 1e9), now)
+
+
 def image_history(ctx: Context) -> int:
+    now = ctx.at_time()
     reader = ctx.reader
     host = reader.host(ctx.at())
     image = reader.image(ctx.args.image, ctx.at())
@@ -169,7 +185,7 @@ def image_history(ctx: Context) -> int:
         [
             (
                 r["ID"] if r["ID"] == "<missing>" else str(r["ID"])[7:19],
-                r["CreatedAt"] or "N/A",
+                _history_age(str(r["CreatedAt"]), now),
                 r["CreatedBy"],
                 r["Size"],
                 r["Comment"],
