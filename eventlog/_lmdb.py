@@ -40,7 +40,12 @@ from dockstate.eventlog.envelope import (
     decode,
     encode,
 )
-from dockstate.eventlog.errors import CorruptStoreError, StorageError, StoreFormatError
+from dockstate.eventlog.errors import (
+    CorruptStoreError,
+    EmptySubjectError,
+    StorageError,
+    StoreFormatError,
+)
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
 
 T = TypeVar("T")
@@ -62,6 +67,8 @@ log = structlog.get_logger(__name__)
 def subject_key(subject: str) -> bytes:
     """The index key of a subject; long ones are hashed to fit LMDB's 511-byte key limit."""
     raw = subject.encode()
+    if not raw:
+        raise EmptySubjectError
     if len(raw) > 400:
         return b"#" + hashlib.sha256(raw).digest()
     return raw
@@ -109,6 +116,8 @@ def _read_range(txn: Any, dbs: _Dbs, start: int, stop: int | None) -> Iterator[E
 
 
 def _subject_seqs(txn: Any, dbs: _Dbs, subject: str, start: int, stop: int | None) -> list[int]:
+    if not subject:
+        return []  # no event can name it
     cur = txn.cursor(dbs.by_subject)
     key = subject_key(subject)
     if not cur.set_range_dup(key, _U64.pack(max(start, 1))):
@@ -147,6 +156,8 @@ class LmdbWriteTxn:
         self._head = _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta))
         self._dirty = False
         self.new_blob_bytes = 0
+        # One-shot streams handed to put_blob_stream by earlier tries of this write.
+        self._spent: list[object] = []
 
     @property
     def head(self) -> Head:
@@ -198,6 +209,16 @@ class LmdbWriteTxn:
         return self._put_chunks(blobs.split(data))
 
     def put_blob_stream(self, chunks: Iterable[bytes]) -> tuple[list[bytes], int]:
+        if iter(chunks) is chunks:
+            # An iterator is used up by the first try: if the map had to grow and
+            # the write is run again, storing what is left would lose data silently.
+            if any(spent is chunks for spent in self._spent):
+                raise StorageError(
+                    f"cannot write to store {self._store.path}: the store had to grow while "
+                    "a stream was stored and a one-shot iterator cannot be read again; "
+                    "nothing was recorded (create the stream inside the write function)"
+                )
+            self._spent.append(chunks)
         size = 0
 
         def counted() -> Iterator[bytes]:
@@ -336,11 +357,16 @@ class LmdbEventLog:
             raise self._storage_error(exc) from exc
 
     def _grow(self) -> None:
-        size = self._env.info()["map_size"] * 2
+        info, psize = self._env.info(), self._env.stat()["psize"]
+        # Another process may have filled more than our map holds: grow from that.
+        size = max(info["map_size"], (info["last_pgno"] + 1) * psize) * 2
         log.info("store.map_grown", path=self.path, map_size=size)
         self._env.set_mapsize(size)
 
     def _reading(self, fn: Callable[[Any], T]) -> T:
+        if self._bulk is not None and self._bulk.txn is not None:
+            # Inside a bulk block the log reads as if the batch had committed.
+            return self._guarded(lambda: fn(self._bulk.txn))  # type: ignore[union-attr]
         for _ in range(8):
             try:
                 with self._env.begin(buffers=False) as txn:
@@ -357,11 +383,13 @@ class LmdbEventLog:
     def write(self, fn: Callable[[LmdbWriteTxn], T]) -> T:  # type: ignore[override]
         if self._bulk is not None:
             return self._bulk.write(fn)
+        spent: list[object] = []
         for _ in range(32):
             txn = None
             try:
                 txn = self._env.begin(write=True)
                 tx = LmdbWriteTxn(self, txn)
+                tx._spent = spent
                 result = fn(tx)
                 if tx._dirty:
                     tx._finish()
@@ -396,13 +424,17 @@ class LmdbEventLog:
         if self._bulk is not None:
             yield
             return
-        self._bulk = _Bulk(self, batch)
+        bulk = self._bulk = _Bulk(self, batch)
         try:
             yield
-            self._bulk.flush()
         finally:
-            self._bulk.close()
+            # Every write that returned is kept, even when an exception leaves the
+            # block, as it would be without bulk mode; a refused one never joined.
             self._bulk = None
+            try:
+                bulk.flush()
+            finally:
+                bulk.close()
 
     # -- reading -------------------------------------------------------------
 
@@ -412,6 +444,11 @@ class LmdbEventLog:
         return self._reading(lambda txn: _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta)))
 
     def read(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        if self._bulk is not None and self._bulk.txn is not None:
+            # Read the uncommitted batch at once: it may commit, ending its
+            # transaction, while the caller is still iterating.
+            yield from self._reading(lambda txn: list(_read_range(txn, self._dbs, start, stop)))
+            return
         try:
             with self._env.begin(buffers=False) as txn:
                 yield from _read_range(txn, self._dbs, start, stop)
@@ -545,29 +582,36 @@ class _Bulk:
 
     def write(self, fn: Callable[[LmdbWriteTxn], T]) -> T:
         store = self.store
-        if self.txn is None:
-            self._begin()
-        assert self.tx is not None
-        child = store._env.begin(write=True, parent=self.txn)
-        tx = LmdbWriteTxn(store, child)
-        tx._head = self.tx._head
-        try:
-            result = fn(tx)
-        except lmdb.MapFullError:
-            child.abort()
+        spent: list[object] = []
+        for _ in range(32):
+            if self.txn is None:
+                self._begin()
+            assert self.tx is not None
+            child = store._env.begin(write=True, parent=self.txn)
+            tx = LmdbWriteTxn(store, child)
+            tx._head = self.tx._head
+            tx._spent = spent
+            try:
+                result = fn(tx)
+                if tx._dirty:
+                    tx._finish()  # so that reads inside the block see the head in meta
+                child.commit()
+                break
+            except lmdb.MapFullError:
+                # The batch so far is intact: commit it, grow, run fn again in a new one.
+                child.abort()
+                self.flush()
+                store._grow()
+            except lmdb.Error as exc:
+                child.abort()
+                raise store._storage_error(exc) from exc
+            except BaseException:
+                child.abort()
+                raise
+        else:
             raise StorageError(
-                f"cannot write to store {store.path}: the map filled during a bulk write"
-            ) from None
-        except lmdb.Error as exc:
-            child.abort()
-            raise store._storage_error(exc) from exc
-        except BaseException:
-            child.abort()
-            raise
-        try:
-            child.commit()
-        except lmdb.Error as exc:
-            raise store._storage_error(exc) from exc
+                f"cannot write to store {store.path}: the map could not grow enough"
+            )
         if tx._dirty:
             self.tx._head = tx._head
             self.tx._dirty = True
@@ -576,11 +620,21 @@ class _Bulk:
         return result
 
     def _begin(self) -> None:
-        info, stat = self.store._env.info(), self.store._env.stat()
-        used = (info["last_pgno"] + 1) * stat["psize"]
-        if used * 2 > info["map_size"]:
-            self.store._grow()  # grow ahead: a bulk batch cannot be retried
-        self.txn = self.store._env.begin(write=True)
+        env = self.store._env
+        for _ in range(8):
+            try:
+                info, stat = env.info(), env.stat()
+                used = (info["last_pgno"] + 1) * stat["psize"]
+                if used * 2 > info["map_size"]:
+                    self.store._grow()  # grow ahead: fewer batches cut short by a full map
+                self.txn = env.begin(write=True)
+                break
+            except lmdb.MapResizedError:
+                env.set_mapsize(0)  # another process grew the map; adopt its size
+            except lmdb.Error as exc:
+                raise self.store._storage_error(exc) from exc
+        else:
+            raise StorageError(f"store {self.store.path}: the map kept changing size")
         self.tx = LmdbWriteTxn(self.store, self.txn)
         self.start_seq = self.tx._head.seq
 

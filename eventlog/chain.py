@@ -39,9 +39,15 @@ class _Peekable:
 
 def _decodes(raw: bytes) -> Envelope | None:
     try:
-        return decode(raw)
+        env = decode(raw)
     except CorruptStoreError:
         return None
+    # An edit can leave bytes that still decode, with fields of the wrong type.
+    if type(env.seq) is not int or type(env.ts) is not int:
+        return None
+    if not isinstance(env.prev, bytes) or len(env.prev) != len(GENESIS_HASH):
+        return None
+    return env
 
 
 def verify_chain(items: Iterable[_Item], head: Head) -> VerifyReport:

@@ -27,6 +27,13 @@ class InvalidParameterError(DockstateError):
     """The request itself is malformed (Docker answers 400)."""
 
 
+class EmptySubjectError(InvalidParameterError):
+    """An event names the empty string as one of its subjects."""
+
+    def __init__(self) -> None:
+        super().__init__("an event's subject id must not be empty")
+
+
 class StorageError(DockstateError):
     """The store cannot be opened, read or written."""
 

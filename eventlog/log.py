@@ -70,7 +70,14 @@ class WriteTxn(Protocol):
 
     def put_blob(self, data: bytes) -> list[bytes]: ...
 
-    def put_blob_stream(self, chunks: Iterable[bytes]) -> tuple[list[bytes], int]: ...
+    def put_blob_stream(self, chunks: Iterable[bytes]) -> tuple[list[bytes], int]:
+        """Store a stream of pieces as chunks; return their digests and the total size.
+
+        A write may run its function again when the store grows: a one-shot
+        iterator made outside that function cannot be read twice, and such a
+        retry fails with `StorageError` instead of storing what was left of it.
+        """
+        ...
 
     def get_blob(self, digest: bytes) -> bytes: ...
 

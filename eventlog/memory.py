@@ -27,7 +27,7 @@ from dockstate.eventlog.envelope import (
     decode,
     encode,
 )
-from dockstate.eventlog.errors import CorruptStoreError
+from dockstate.eventlog.errors import CorruptStoreError, EmptySubjectError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
 
 T = TypeVar("T")
@@ -51,6 +51,8 @@ class InMemoryWriteTxn:
     def append(
         self, events: Sequence[NewEvent], *, session: str = "", cmd: Command | None = None
     ) -> list[Envelope]:
+        if any("" in event.subjects for event in events):
+            raise EmptySubjectError
         seq, h, last_ts = self._head
         now = self._log._clock()
         stored = []
@@ -124,7 +126,7 @@ class InMemoryWriteTxn:
             log._events.append(raw)
             env = decode(raw)
             log._times.append(env.ts)
-            for subject in env.subjects:
+            for subject in set(env.subjects):  # LMDB's index holds a pair once
                 log._subjects.setdefault(subject, []).append(seq)
         log._blobs.update(self._blobs)
         log._meta.update(self._meta)
@@ -143,6 +145,7 @@ class InMemoryEventLog:
         self._blobs: dict[bytes, bytes] = {}
         self._meta: dict[str, bytes] = {}
         self._snapshots: dict[tuple[str, int], dict[int, bytes]] = {}
+        self._dropped: set[int] = set()  # seqs removed by `tamper`
         self._head = Head(0, GENESIS_HASH, 0)
         self._store_id = secrets.token_hex(16)
 
@@ -220,13 +223,20 @@ class InMemoryEventLog:
         return sorted(self._snapshots.get((name, version), {}))
 
     def verify(self) -> VerifyReport:
-        return verify_chain(((i + 1, raw) for i, raw in enumerate(self._events)), self._head)
+        dropped = self._dropped
+        items = ((i + 1, raw) for i, raw in enumerate(self._events) if i + 1 not in dropped)
+        return verify_chain(items, self._head)
 
     def tamper(self, seq: int, raw: bytes | None) -> None:
-        """Replace (or with None, drop) the stored bytes of ``seq``: for tamper tests."""
+        """Replace (or with None, drop) the stored bytes of ``seq``: for tamper tests.
+
+        A dropped event leaves a gap in the seqs verification sees, as a deleted
+        LMDB key does, rather than moving the later events down.
+        """
         if raw is None:
-            del self._events[seq - 1]
+            self._dropped.add(seq)
         else:
+            self._dropped.discard(seq)
             self._events[seq - 1] = raw
 
     def close(self) -> None:

@@ -1,0 +1,143 @@
+"""The envelope codec: what is stored for an event and how it reads back."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dockstate.eventlog import (
+    ENVELOPE_VERSION,
+    GENESIS_HASH,
+    Command,
+    CorruptStoreError,
+    Envelope,
+    chain_hash,
+    decode,
+    encode,
+)
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=10)
+    | st.binary(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=5) | st.integers(-9, 9), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_envelopes = st.builds(
+    Envelope,
+    v=st.just(ENVELOPE_VERSION),
+    seq=st.integers(1, 2**64 - 1),
+    ts=st.integers(0, 2**64 - 1),
+    type=st.text(),
+    session=st.text(max_size=10),
+    cmd=st.none()
+    | st.tuples(
+        st.text(max_size=8), st.dictionaries(st.text(max_size=5), _values), st.integers(0, 99)
+    ),
+    prev=st.binary(min_size=32, max_size=32),
+    data=st.dictionaries(st.text(max_size=8), _values, max_size=5),
+    subjects=st.lists(st.text(min_size=1, max_size=10), max_size=3).map(tuple),
+)
+
+
+@given(_envelopes)
+def test_an_envelope_decodes_to_itself(env: Envelope):
+    """Any envelope of msgpack values survives encoding and decoding unchanged."""
+    raw = encode(env)
+
+    assert decode(raw) == env
+    assert encode(decode(raw)) == raw
+
+
+def test_an_envelope_is_stored_as_an_array_in_field_order():
+    """The stored form is a msgpack array of the fields in declaration order, bytes kept as bin."""
+    env = Envelope(
+        ENVELOPE_VERSION,
+        7,
+        123,
+        "ContainerStarted",
+        "s",
+        None,
+        GENESIS_HASH,
+        {"b": b"\x00"},
+        ("c1",),
+    )
+
+    stored: Any = msgpack.unpackb(encode(env), raw=False)
+
+    assert stored == [
+        ENVELOPE_VERSION,
+        7,
+        123,
+        "ContainerStarted",
+        "s",
+        None,
+        bytes(32),
+        {"b": b"\x00"},
+        ["c1"],
+    ]
+    assert list(Envelope._fields) == [
+        "v",
+        "seq",
+        "ts",
+        "type",
+        "session",
+        "cmd",
+        "prev",
+        "data",
+        "subjects",
+    ]
+
+
+def test_lists_come_back_as_tuples_and_bytes_as_bytes():
+    """Decoded payloads use tuples for arrays and keep bytes distinct from text."""
+    env = Envelope(1, 1, 1, "T", "", None, GENESIS_HASH, {"l": [1, [2]], "b": b"x", "s": "x"}, ())
+
+    back = decode(encode(env))
+
+    assert back.data == {"l": (1, (2,)), "b": b"x", "s": "x"}
+    assert isinstance(back.data["b"], bytes)
+
+
+def test_the_command_of_an_event_is_named():
+    """``command`` gives the producing command's name and arguments, or None."""
+    env = Envelope(1, 1, 1, "T", "", ("run", {"image": "alpine"}), GENESIS_HASH, {}, ())
+
+    assert env.command == Command("run", {"image": "alpine"})
+    assert env._replace(cmd=None).command is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\xc1",  # never used in msgpack
+        b"\x93\x01\x02\x03",  # an array of three, not nine
+        b"\x2a",  # a bare integer
+        b"\x99\x01\x01\x01\xa1T\xa0\xc0\xc4",  # cut short inside prev
+    ],
+)
+def test_bytes_that_are_no_envelope_raise_corrupt_store_error(raw: bytes):
+    """Decoding anything but an envelope raises `CorruptStoreError`, never a msgpack error."""
+    with pytest.raises(CorruptStoreError, match="cannot decode event"):
+        decode(raw)
+
+
+def test_chain_hash_is_sha256_of_the_previous_hash_then_the_stored_bytes():
+    """h(n) = sha256(h(n-1) || bytes(n)), starting from 32 zero bytes."""
+    raw = b"stored envelope bytes"
+
+    assert bytes(32) == GENESIS_HASH
+    assert chain_hash(GENESIS_HASH, raw) == hashlib.sha256(bytes(32) + raw).digest()
+    assert chain_hash(b"\x01" * 32, raw) != chain_hash(GENESIS_HASH, raw)
