@@ -80,7 +80,7 @@ def _compile(machine: Machine) -> dict[tuple[str, str], State]:
     for trigger, event in machine.events.items():
         for source, transitions in event.transitions.items():
             for transition in transitions:
-                table[(source, trigger)] = State(transition.dest)
+                table[(source, trigger)] = State(str(transition.dest))
     return table
 
 

@@ -31,7 +31,8 @@ VERSION: Final = 1
 
 
 def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    raw: bytes = msgpack.packb(value, use_bin_type=True)
+    return raw
 
 
 def _unpack(raw: bytes) -> Any:
@@ -180,7 +181,10 @@ def decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     d = _unpack(raw)
     host = Host(read_blobs)
     host.seq, host.hash, host.ts = d["seq"], bytes(d["hash"]), d["ts"]
-    host.layers = {row[0]: Layer(*row[:4], tuple(row[4]), *row[5:]) for row in d["layers"]}
+    host.layers = {
+        row[0]: Layer(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6], row[7])
+        for row in d["layers"]
+    }
     host.images = {
         row[0]: Image(
             row[0],

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from dockstate.core import fs
 from dockstate.core.errors import DockstateError, InvalidParameterError, NoSuchContainerError
 from dockstate.core.fs import DIR, FILE, SYMLINK
 from dockstate.core.refs import find_container, find_image, find_volume
@@ -194,7 +195,7 @@ def _copy_out(ctx: Context, ref: str, path: str, dest: Path) -> int:
     reader = ctx.reader
     host = reader.host(ctx.at())
     c = find_container(host, ref)
-    entry = host.lookup(c, views.fs.normalize(path))
+    entry = host.lookup(c, fs.normalize(path))
     if entry is None:
         raise DockstateError(f"Could not find the file {path} in container {ref}")
     if entry.kind != DIR:
@@ -203,7 +204,7 @@ def _copy_out(ctx: Context, ref: str, path: str, dest: Path) -> int:
         return 0
     root = dest / Path(path).name if dest.exists() else dest
     root.mkdir(parents=True, exist_ok=True)
-    stack = [(views.fs.normalize(path), root)]
+    stack = [(fs.normalize(path), root)]
     while stack:
         cpath, local = stack.pop()
         for item in views.merged_ls(host, c, cpath):
@@ -224,7 +225,7 @@ def _copy_in(ctx: Context, src: Path, ref: str, path: str) -> int:
     host = ctx.host
     state = host.state()
     c = find_container(state, ref)
-    dest = views.fs.normalize(path)
+    dest = fs.normalize(path)
     existing = state.lookup(c, dest)
     base = dest + "/" + src.name if existing is not None and existing.kind == DIR else dest
     if src.is_file():

@@ -305,12 +305,12 @@ def system_df(ctx: Context) -> int:
         )
         return 0
     print("Images space usage:\n")
-    rows = []
+    usage_rows: list[tuple[object, ...]] = []
     for iu in du.images:
         for ref in list(iu.tags) or ["<none>:<none>"]:
             repo, tag = shapes.split_ref(ref) if ref != "<none>:<none>" else ("<none>", "<none>")
             image = host.images[iu.image_id]
-            rows.append(
+            usage_rows.append(
                 (
                     repo,
                     tag,
@@ -333,7 +333,7 @@ def system_df(ctx: Context) -> int:
             "UNIQUE SIZE",
             "CONTAINERS",
         ],
-        rows,
+        usage_rows,
     )
     print("\nContainers space usage:\n")
     fmt.table(
