@@ -354,8 +354,53 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(
         "verify",
         _handler(h, "verify"),
-        "check the hash chain and replay every event through the lifecycle",
+        "check the hash chain and replay every event through the lifecycle (or check an export FILE)",
     )
+    p.add_argument("file", nargs="?", help="an export file to verify instead of the store")
+    fx = "verbs_forensics"
+    p = cmd(
+        "bisect",
+        _handler(fx, "bisect"),
+        "the first seq at which a condition holds (like git bisect)",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--exists", metavar="CONTAINER:PATH")
+    g.add_argument("--absent", metavar="CONTAINER:PATH")
+    g.add_argument("--state", metavar="CONTAINER=STATE")
+    p = cmd(
+        "export",
+        _handler(fx, "export"),
+        "write a session or a seq range to one self-contained file",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--session", metavar="NAME")
+    g.add_argument("--from", dest="start", type=int, metavar="SEQ")
+    p.add_argument("--to", dest="stop", type=int, metavar="SEQ")
+    p.add_argument("-o", "--output", metavar="FILE", required=True)
+    p = _write(
+        cmd("import", _handler(fx, "import_"), "append the events of an export file to the store")
+    )
+    p.add_argument("file")
+    p = cmd(
+        "replay",
+        _handler(fx, "replay"),
+        "re-execute a recorded session and compare it, event by event",
+    )
+    p.add_argument("file")
+    p.add_argument(
+        "--store",
+        "--dest",
+        dest="dest",
+        metavar="DEST",
+        help="replay into this store (default: a fresh temporary one)",
+    )
+    p.add_argument(
+        "--until", type=int, metavar="SEQ", help="stop after the command that recorded SEQ"
+    )
+    p.add_argument(
+        "--step", action="store_true", help="pause after each command and show what changed"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     # the simulated host
     hostp = sub.add_parser("host", help="the simulated host side of bind mounts").add_subparsers(
@@ -472,6 +517,7 @@ _WRITE_HANDLERS = {
     "host_mkdir",
     "host_write",
     "config",
+    "import_",
 }
 
 

@@ -66,10 +66,7 @@ class _Story:
 
 def demo(ctx: Context) -> int:
     given = ctx.store_path
-    if given is None:
-        store = tempfile.mkdtemp(prefix="dockstate-demo-")
-    else:
-        store = given
+    store = tempfile.mkdtemp(prefix="dockstate-demo-") if given is None else given
     story = _Story(store, ctx.args.pause)
     with _context_dir() as context:
         return _tell(story, str(context), given is None)

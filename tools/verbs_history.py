@@ -326,6 +326,10 @@ def audit(ctx: Context) -> int:
 
 def verify(ctx: Context) -> int:
     """Hash chain, then a replay of every event through the lifecycle and storage fold."""
+    if getattr(ctx.args, "file", None):
+        from dockstate.tools.verbs_forensics import verify_file
+
+        return verify_file(ctx.args.file)
     log_ = ctx.log
     report = log_.verify()
     if not report.ok:

@@ -1,0 +1,275 @@
+"""Replaying a recorded session through the current code, and where it diverges.
+
+Each recorded command is executed again against a destination store, with the
+ids and times taken from the recording, so that equal behaviour gives equal
+events. The events it produces are compared with the recorded ones; the first
+command whose events differ is the divergence, reported with the expected and
+actual events and the difference in state they lead to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import msgpack
+
+from dockstate.core.commands import DockerHost
+from dockstate.core.errors import DockstateError
+from dockstate.core.names import RandomIds, RecordedIds
+from dockstate.core.state import Host
+from dockstate.eventlog.envelope import Command, Envelope, NewEvent
+from dockstate.eventlog.log import EventLog
+from dockstate.projections.compare import diff_hosts
+from dockstate.tools.exportfile import ExportFile
+
+#: Commands whose inputs are not in the log (an archive, a build context): replayed as facts.
+FACT_COMMANDS = frozenset({"image load", "image build", "build"})
+
+
+@dataclasses.dataclass(slots=True)
+class Divergence:
+    seq: int
+    command: str
+    args: dict[str, Any]
+    expected: list[dict[str, Any]]
+    got: list[dict[str, Any]]
+    error: str | None
+    state: list[str]
+
+
+@dataclasses.dataclass(slots=True)
+class Report:
+    commands: int = 0
+    events: int = 0
+    divergence: Divergence | None = None
+
+    @property
+    def matched(self) -> bool:
+        return self.divergence is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "matched": self.matched,
+            "commands": self.commands,
+            "events": self.events,
+            "divergence": None if self.divergence is None else dataclasses.asdict(self.divergence),
+        }
+
+
+def command_groups(events: Sequence[Envelope]) -> Iterator[list[Envelope]]:
+    """Events grouped by the command that produced them, in order."""
+    group: list[Envelope] = []
+    for env in events:
+        if group and env.begins_command:
+            yield group
+            group = []
+        group.append(env)
+    if group:
+        yield group
+
+
+def _event_json(env: Envelope) -> dict[str, Any]:
+    return {"seq": env.seq, "type": env.type, "data": _plain(env.data)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _same(a: Envelope, b: Envelope) -> bool:
+    pack = msgpack.packb
+    return a.type == b.type and pack(_plain(a.data)) == pack(_plain(b.data))
+
+
+def _recorded_ids(group: Sequence[Envelope]) -> RecordedIds:
+    ids: list[str] = []
+    names: list[str] = []
+    cmd = group[0].cmd
+    unnamed_create = cmd is not None and cmd[0] == "volume create" and cmd[1].get("name") is None
+    for env in group:
+        if env.type == "VolumeCreated" and (env.data.get("anonymous") or unnamed_create):
+            ids.append(env.data["name"])  # a name the command drew with new_id()
+        elif env.type == "ContainerCreated":
+            ids.append(env.data["container"])
+            names.append(env.data["name"])
+    return RecordedIds(ids, names, RandomIds(random.Random(0)))
+
+
+def _data_of(group: Sequence[Envelope], xf: ExportFile, *types: str) -> bytes:
+    for env in group:
+        if env.type in types:
+            return xf.read_blobs(env.data.get("chunks") or ())
+    return b""
+
+
+def execute(
+    host: DockerHost, name: str, args: dict[str, Any], group: Sequence[Envelope], xf: ExportFile
+) -> None:
+    """Run one recorded command again."""
+    a = args
+    if name in ("create", "run"):
+        host.create(
+            a["image"],
+            name=a.get("name"),
+            volumes=a.get("volumes") or (),
+            mounts=a.get("mounts") or (),
+            tmpfs=a.get("tmpfs") or (),
+            auto_remove=a.get("auto_remove", False),
+            discard_on=a.get("discard_on"),
+            command=a.get("command", ""),
+            start=name == "run",
+        )
+    elif name in ("start", "stop", "pause", "unpause", "restart"):
+        getattr(host, name)(a["container"])
+    elif name == "kill":
+        host.kill(a["container"], a.get("signal", "SIGKILL"))
+    elif name == "rm" and "path" in a:
+        host.delete(a["container"], a["path"], recursive=a.get("recursive", False))
+    elif name == "rm":
+        host.remove(a["container"], force=a.get("force", False), volumes=a.get("volumes", False))
+    elif name in ("write", "append"):
+        data = _data_of(group, xf, "FileWritten", "FileAppended")
+        host.write_file(
+            a["container"], a["path"], data, append=name == "append", mode=a.get("mode", 0o644)
+        )
+    elif name == "mkdir":
+        host.mkdir(
+            a["container"], a["path"], parents=a.get("parents", False), mode=a.get("mode", 0o755)
+        )
+    elif name == "mv":
+        host.rename(a["container"], a["path"], a["dest"])
+    elif name == "chmod":
+        host.chmod(a["container"], a["path"], a["mode"])
+    elif name == "volume create":
+        host.volume_create(
+            a.get("name"),
+            driver=a.get("driver", "local"),
+            labels=a.get("labels"),
+            options=a.get("options"),
+        )
+    elif name == "volume rm":
+        host.volume_remove(list(a["names"]), force=a.get("force", False))
+    elif name == "volume prune":
+        host.volume_prune(all_volumes=a.get("all", False))
+    elif name == "host mkdir":
+        host.host_mkdir(a["path"], parents=a.get("parents", False))
+    elif name == "host write":
+        host.host_write(
+            a["path"], _data_of(group, xf, "HostFileWritten"), append=a.get("append", False)
+        )
+    elif name == "config":
+        host.set_default_discard(a["discard_on"])
+    elif name == "image tag":
+        host.tag(a["source"], a["target"])
+    elif name == "image rm":
+        host.remove_image(a["image"], force=a.get("force", False))
+    else:
+        raise DockstateError(f"cannot replay command {name!r}")
+
+
+def _as_new(env: Envelope) -> NewEvent:
+    return NewEvent(env.type, env.data, env.subjects, env.ts)
+
+
+def _groups_as_facts(
+    groups: Sequence[Sequence[Envelope]],
+) -> list[tuple[Command | None, str, list[NewEvent]]]:
+    out = []
+    for group in groups:
+        first = group[0]
+        cmd = None if first.cmd is None else Command(first.cmd[0], first.cmd[1])
+        out.append((cmd, first.session, [_as_new(e) for e in group]))
+    return out
+
+
+def seed(host: DockerHost, xf: ExportFile) -> int:
+    """Put the export's blobs and the images its stretch uses into the destination."""
+    state = host.state()
+    wanted = []
+    for env in xf.seeds:
+        d = env.data
+        if env.type == "LayerRegistered" and d["chain_id"] in state.layers:
+            continue
+        if env.type == "ImageRegistered" and d["image_id"] in state.images:
+            continue
+        if env.type == "ImageTagged" and state.tags.get(d["ref"]) == d["image_id"]:
+            continue
+        wanted.append(env)
+    # keep each recorded command's events together, so a full import is byte-identical
+    host.record(_groups_as_facts(list(command_groups(wanted))), blobs=xf.blobs.values())
+    return len(wanted)
+
+
+StepFn = Callable[[Sequence[Envelope], Sequence[Envelope], str | None], None]
+
+
+def replay(
+    xf: ExportFile,
+    dest: EventLog,
+    *,
+    until: int | None = None,
+    step: StepFn | None = None,
+) -> Report:
+    """Re-execute the export's commands against ``dest`` and compare, command by command."""
+    host = DockerHost(dest, ids=RandomIds(random.Random(0)))
+    seed(host, xf)
+    expected_host = host.state()  # the destination after seeding is the recording's start too
+    expected = Host(xf.read_blobs)
+    _copy_into(expected, expected_host)
+    report = Report()
+    for group in command_groups(xf.events):
+        first = group[0]
+        if until is not None and first.seq > until:
+            break
+        name, args = (first.cmd[0], dict(first.cmd[1])) if first.cmd else ("", {})
+        before = dest.head().seq
+        error: str | None = None
+        if not name or name in FACT_COMMANDS:
+            host.record(_groups_as_facts([group]))
+        else:
+            host.ids = _recorded_ids(group)
+            host.session = first.session
+            host.next_ts = first.ts
+            try:
+                execute(host, name, args, group, xf)
+            except DockstateError as exc:
+                error = str(exc)
+            host.next_ts = None
+        got = list(dest.read(before + 1))
+        expected.apply_all(group)
+        report.commands += 1
+        if step is not None:
+            step(group, got, error)
+        if len(got) != len(group) or not all(_same(a, b) for a, b in zip(group, got, strict=False)):
+            at = next(
+                (a.seq for a, b in zip(group, got, strict=False) if not _same(a, b)),
+                group[min(len(got), len(group) - 1)].seq,
+            )
+            report.divergence = Divergence(
+                seq=at,
+                command=name,
+                args=_plain(args),
+                expected=[_event_json(e) for e in group],
+                got=[_event_json(e) for e in got],
+                error=error,
+                state=diff_hosts(expected, host.state()).lines(),
+            )
+            return report
+        report.events += len(group)
+    return report
+
+
+def _copy_into(target: Host, source: Host) -> None:
+    """Start the expected state where the seeded destination starts (images only)."""
+    target.layers = {k: dataclasses.replace(v) for k, v in source.layers.items()}
+    target.images = {k: dataclasses.replace(v, tags=list(v.tags)) for k, v in source.images.items()}
+    target.tags = dict(source.tags)
