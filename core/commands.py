@@ -12,7 +12,7 @@ only one.
 from __future__ import annotations
 
 import signal as _signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeVar
 
 import structlog
@@ -49,7 +49,7 @@ from dockstate.core.mounts import (
     parse_volume_flag,
 )
 from dockstate.core.names import NAME_PATTERN, IdSource, chain_ids, normalize_image_ref
-from dockstate.core.refs import find_container, find_image, find_volume
+from dockstate.core.refs import find_container, find_image
 from dockstate.core.state import Container, Host, encode_table, rw_visible_in_lower
 from dockstate.eventlog.envelope import Command, Envelope, NewEvent
 from dockstate.eventlog.log import EventLog, WriteTxn
@@ -403,7 +403,8 @@ class DockerHost:
                 for v in img.volumes
                 if fs.normalize(v) not in targets
             ]
-            for m in [*specs, *image_vols]:
+            for spec in [*specs, *image_vols]:
+                m = spec  # an anonymous volume's spec gets the name drawn for it
                 if m.type == VOLUME:
                     existing = lower.get(m.target)
                     if existing is not None and existing.kind != DIR:
@@ -772,7 +773,7 @@ class DockerHost:
         def decide(host: Host, tx: WriteTxn) -> tuple[Decision, str]:
             current = host.host_files.get(p)
             if current is not None or p == "/":
-                if parents and (p == "/" or current is not None and current.kind == DIR):
+                if parents and (p == "/" or (current is not None and current.kind == DIR)):
                     return [], p
                 raise FileSystemError("mkdir", p, "File exists")
             _check_host_parents(host, "mkdir", p, create=parents)
@@ -794,6 +795,33 @@ class DockerHost:
         return self._execute("host write", {"path": p, "size": len(data), "append": append}, decide)
 
     # -- settings ----------------------------------------------------------------
+
+    def record(
+        self,
+        groups: Sequence[tuple[Command | None, str, Sequence[NewEvent]]],
+        *,
+        blobs: Iterable[bytes] = (),
+    ) -> list[Envelope]:
+        """Append events recorded elsewhere (an import, a replayed fact), all or nothing.
+
+        Each group is one command's events with that command and its session. They
+        are validated by folding them into the head state: an event the current state
+        makes impossible (a second container with the same id, a lifecycle step the
+        table forbids) refuses the whole batch, and nothing is appended.
+        """
+
+        def run(tx: WriteTxn) -> list[Envelope]:
+            host = self._sync(tx)
+            for content in blobs:
+                tx.put_blob(content)
+            out: list[Envelope] = []
+            for cmd, session, events in groups:
+                envs = tx.append(list(events), session=session, cmd=cmd)
+                self._fold_own(host, tx, envs)
+                out += envs
+            return out
+
+        return self.log.write(run)
 
     def set_default_discard(self, policy: str) -> None:
         if policy not in DISCARD_POLICIES:
@@ -897,6 +925,10 @@ def _check_not_mountpoint(c: Container, op: str, path: str, *, below: bool) -> N
 
 
 def _lower_dir(host: Host, c: Container, path: str) -> bool:
+    upper = c.rw.get(path)
+    if upper is not None and upper.opaque:
+        # Re-created over a whiteout: a pure upper dir, which overlayfs can rename.
+        return False
     lower = host.lower(c)
     entry = lower.get(path)
     return entry is not None and entry.kind == DIR and rw_visible_in_lower(c.rw, lower, path)

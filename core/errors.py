@@ -126,7 +126,7 @@ class InvalidContainerNameError(InvalidParameterError):
 class InvalidVolumeNameError(InvalidParameterError):
     def __init__(self, name: str) -> None:
         self.name = name
-        if len(name) < 2 and name.isalnum():
+        if len(name) == 1:  # Docker checks the length before the characters
             why = "volume name is too short, names should be at least two alphanumeric characters"
         else:
             why = (

@@ -92,7 +92,7 @@ def ancestors(path: str) -> Iterator[str]:
 
 def is_below(path: str, top: str) -> bool:
     """``path`` is ``top`` or inside it."""
-    return path == top or top == "/" or path.startswith(top + "/")
+    return top in (path, "/") or path.startswith(top + "/")
 
 
 def relative(path: str, top: str) -> str:
@@ -168,13 +168,12 @@ def apply_layer(lower: Tree, layer: Iterable[tuple[str, Entry]]) -> Tree:
     for path, entry in items:
         if entry.kind == WHITEOUT:
             continue
-        if entry.opaque:
-            entry = entry._replace(opaque=False)
+        placed = entry._replace(opaque=False) if entry.opaque else entry
         old = out.get(path)
-        if old is not None and old.kind == DIR and entry.kind != DIR:
+        if old is not None and old.kind == DIR and placed.kind != DIR:
             for below in subtree_keys(out, path):
                 del out[below]
-        out[path] = entry
+        out[path] = placed
         for anc in ancestors(path):
             if anc in out:
                 break
