@@ -237,8 +237,9 @@ class DockerHost:
                 chains = chain_ids(ids)
                 specs: list[LayerSpec | None] = list(layers(tx, [c in host.layers for c in chains]))
             else:
-                specs = [LayerSpec(*spec) for spec in layers]
-                ids = [spec.diff_id for spec in specs]
+                given = [LayerSpec(*spec) for spec in layers]
+                specs = list(given)
+                ids = [spec.diff_id for spec in given]
                 chains = chain_ids(ids)
             existed = []
             parent: str | None = None

@@ -131,7 +131,9 @@ def _subject_seqs(txn: Any, dbs: _Dbs, subject: str, start: int, stop: int | Non
     return seqs
 
 
-def _by_subject(txn: Any, dbs: _Dbs, subject: str, start: int, stop: int | None) -> Iterator[Envelope]:
+def _by_subject(
+    txn: Any, dbs: _Dbs, subject: str, start: int, stop: int | None
+) -> Iterator[Envelope]:
     for seq in _subject_seqs(txn, dbs, subject, start, stop):
         raw = txn.get(_U64.pack(seq), db=dbs.events)
         if raw is None:
@@ -151,9 +153,12 @@ def _get_blob(txn: Any, dbs: _Dbs, digest: bytes) -> bytes:
 class LmdbWriteTxn:
     """A `WriteTxn` over one LMDB write transaction."""
 
-    def __init__(self, store: LmdbEventLog, txn: Any) -> None:
+    def __init__(self, store: LmdbEventLog, txn: Any, head: Head | None = None) -> None:
         self._store, self._txn, self._dbs = store, txn, store._dbs
-        self._head = _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta))
+        # A bulk write passes the batch's head: reading it back from meta costs a get.
+        self._head = (
+            _unpack_head(txn.get(_HEAD.encode(), db=self._dbs.meta)) if head is None else head
+        )
         self._dirty = False
         self.new_blob_bytes = 0
         # One-shot streams handed to put_blob_stream by earlier tries of this write.
@@ -175,12 +180,19 @@ class LmdbWriteTxn:
         rows: list[tuple[bytes, bytes]] = []
         times: list[tuple[bytes, bytes]] = []
         subjects: list[tuple[bytes, bytes]] = []
-        for event in events:
+        for index, event in enumerate(events):
             seq += 1
             wanted = now if event.ts is None else event.ts
             last_ts = wanted if wanted > last_ts else last_ts + 1
             env = Envelope(
-                ENVELOPE_VERSION, seq, last_ts, event.type, session, cmd, h, event.data,
+                ENVELOPE_VERSION,
+                seq,
+                last_ts,
+                event.type,
+                session,
+                None if cmd is None else (cmd.name, cmd.args, index),
+                h,
+                event.data,
                 tuple(event.subjects),
             )
             raw = encode(env)
@@ -188,11 +200,20 @@ class LmdbWriteTxn:
             key = _U64.pack(seq)
             rows.append((key, raw))
             times.append((_U64.pack(last_ts), key))
-            subjects.extend((subject_key(s), key) for s in env.subjects)
+            for s in env.subjects:
+                subjects.append((subject_key(s), key))
             stored.append(env)
-        txn.cursor(dbs.events).putmulti(rows, append=True)
-        txn.cursor(dbs.by_time).putmulti(times, append=True)
-        if subjects:
+        # Commands append one event or a few: a plain put is cheaper than a
+        # cursor and putmulti for one row, and stores the same.
+        if len(rows) == 1:
+            txn.put(*rows[0], append=True, db=dbs.events)
+            txn.put(*times[0], append=True, db=dbs.by_time)
+        else:
+            txn.cursor(dbs.events).putmulti(rows, append=True)
+            txn.cursor(dbs.by_time).putmulti(times, append=True)
+        if len(subjects) == 1:
+            txn.put(*subjects[0], dupdata=True, db=dbs.by_subject)
+        elif subjects:
             subjects.sort()
             txn.cursor(dbs.by_subject).putmulti(subjects, dupdata=True)
         self._head = Head(seq, h, last_ts)
@@ -202,7 +223,9 @@ class LmdbWriteTxn:
     def read(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
         return _read_range(self._txn, self._dbs, start, stop)
 
-    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def by_subject(
+        self, subject: str, start: int = 1, stop: int | None = None
+    ) -> Iterator[Envelope]:
         return _by_subject(self._txn, self._dbs, subject, start, stop)
 
     def put_blob(self, data: bytes) -> list[bytes]:
@@ -298,7 +321,10 @@ class LmdbEventLog:
                 max_readers=256,
             )
         except (OSError, lmdb.Error) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _oserror_text(exc)  # type: ignore[arg-type]
+            if isinstance(exc, OSError):
+                reason = exc.strerror or str(exc)
+            else:
+                reason = _oserror_text(exc)
             raise StorageError(f"cannot open store {self.path}: {reason}") from exc
         try:
             self._dbs = self._guarded(lambda: _Dbs(self._env))
@@ -366,7 +392,7 @@ class LmdbEventLog:
     def _reading(self, fn: Callable[[Any], T]) -> T:
         if self._bulk is not None and self._bulk.txn is not None:
             # Inside a bulk block the log reads as if the batch had committed.
-            return self._guarded(lambda: fn(self._bulk.txn))  # type: ignore[union-attr]
+            return self._guarded(lambda: fn(self._bulk.reading_txn()))  # type: ignore[union-attr]
         for _ in range(8):
             try:
                 with self._env.begin(buffers=False) as txn:
@@ -380,7 +406,7 @@ class LmdbEventLog:
 
     # -- writing -------------------------------------------------------------
 
-    def write(self, fn: Callable[[LmdbWriteTxn], T]) -> T:  # type: ignore[override]
+    def write(self, fn: Callable[[LmdbWriteTxn], T]) -> T:
         if self._bulk is not None:
             return self._bulk.write(fn)
         spent: list[object] = []
@@ -458,9 +484,13 @@ class LmdbEventLog:
         except lmdb.Error as exc:
             raise self._storage_error(exc) from exc
 
-    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def by_subject(
+        self, subject: str, start: int = 1, stop: int | None = None
+    ) -> Iterator[Envelope]:
         # Collect under one transaction so a caller may hold the iterator open.
-        return iter(self._reading(lambda txn: list(_by_subject(txn, self._dbs, subject, start, stop))))
+        return iter(
+            self._reading(lambda txn: list(_by_subject(txn, self._dbs, subject, start, stop)))
+        )
 
     def subject_seqs(self, subject: str, start: int = 1, stop: int | None = None) -> list[int]:
         """The seqs of the events about ``subject`` (no decoding)."""
@@ -588,13 +618,10 @@ class _Bulk:
                 self._begin()
             assert self.tx is not None
             child = store._env.begin(write=True, parent=self.txn)
-            tx = LmdbWriteTxn(store, child)
-            tx._head = self.tx._head
+            tx = LmdbWriteTxn(store, child, self.tx._head)
             tx._spent = spent
             try:
                 result = fn(tx)
-                if tx._dirty:
-                    tx._finish()  # so that reads inside the block see the head in meta
                 child.commit()
                 break
             except lmdb.MapFullError:
@@ -609,9 +636,7 @@ class _Bulk:
                 child.abort()
                 raise
         else:
-            raise StorageError(
-                f"cannot write to store {store.path}: the map could not grow enough"
-            )
+            raise StorageError(f"cannot write to store {store.path}: the map could not grow enough")
         if tx._dirty:
             self.tx._head = tx._head
             self.tx._dirty = True
@@ -637,6 +662,17 @@ class _Bulk:
             raise StorageError(f"store {self.store.path}: the map kept changing size")
         self.tx = LmdbWriteTxn(self.store, self.txn)
         self.start_seq = self.tx._head.seq
+
+    def reading_txn(self) -> Any:
+        """The batch's transaction for reads, its head in meta brought up to date.
+
+        Writes leave the head in meta to the reads that need it: one more put
+        per write, in a database no other write touches, costs a page copy each.
+        """
+        assert self.tx is not None
+        if self.tx._dirty:
+            self.tx._finish()
+        return self.txn
 
     def flush(self) -> None:
         if self.txn is None:

@@ -8,7 +8,7 @@ the log format (`FORMAT_VERSION`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import msgpack
@@ -38,7 +38,9 @@ class Envelope(NamedTuple):
         ts: recorded wall-clock time in ns since the epoch, strictly increasing per store.
         type: the event's stable type tag (``"ContainerStarted"``); the log never interprets it.
         session: the recording session the event belongs to ("" when none).
-        cmd: ``(name, args)`` of the command that produced it, or None; see `command`.
+        cmd: ``(name, args, index)``: the command that produced it and this event's
+            position among that command's events (0 begins a command), or None;
+            see `command`.
         prev: hash of the previous envelope (`GENESIS_HASH` for seq 1).
         data: the event's payload, plain msgpack-able values.
         subjects: ids of the objects the event is about, for the by-subject index.
@@ -49,7 +51,7 @@ class Envelope(NamedTuple):
     ts: int
     type: str
     session: str
-    cmd: tuple[str, Mapping[str, Any]] | None
+    cmd: tuple[str, Mapping[str, Any], int] | None
     prev: bytes
     data: Mapping[str, Any]
     subjects: tuple[str, ...]
@@ -57,7 +59,12 @@ class Envelope(NamedTuple):
     @property
     def command(self) -> Command | None:
         """The producing command with named fields (decoded lazily: scans skip it)."""
-        return None if self.cmd is None else Command(*self.cmd)
+        return None if self.cmd is None else Command(self.cmd[0], self.cmd[1])
+
+    @property
+    def begins_command(self) -> bool:
+        """This is the first event of the command that produced it."""
+        return self.cmd is None or self.cmd[2] == 0
 
 
 class NewEvent(NamedTuple):
@@ -73,7 +80,7 @@ class NewEvent(NamedTuple):
     ts: int | None = None
 
 
-_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _unpackb = msgpack.unpackb
 _make = Envelope._make
 

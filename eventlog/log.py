@@ -112,7 +112,9 @@ class EventLog(Protocol):
         """Events with ``start <= seq <= stop`` in order (to the head when stop is None)."""
         ...
 
-    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def by_subject(
+        self, subject: str, start: int = 1, stop: int | None = None
+    ) -> Iterator[Envelope]:
         """Events about ``subject``, in seq order, within ``start..stop``."""
         ...
 

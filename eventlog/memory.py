@@ -56,12 +56,19 @@ class InMemoryWriteTxn:
         seq, h, last_ts = self._head
         now = self._log._clock()
         stored = []
-        for event in events:
+        for index, event in enumerate(events):
             seq += 1
             wanted = now if event.ts is None else event.ts
             last_ts = wanted if wanted > last_ts else last_ts + 1
             env = Envelope(
-                ENVELOPE_VERSION, seq, last_ts, event.type, session, cmd, h, event.data,
+                ENVELOPE_VERSION,
+                seq,
+                last_ts,
+                event.type,
+                session,
+                None if cmd is None else (cmd.name, cmd.args, index),
+                h,
+                event.data,
                 tuple(event.subjects),
             )
             raw = encode(env)
@@ -80,7 +87,9 @@ class InMemoryWriteTxn:
             else:
                 yield decode(self._rows[seq - committed - 1])
 
-    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def by_subject(
+        self, subject: str, start: int = 1, stop: int | None = None
+    ) -> Iterator[Envelope]:
         for env in self._log.by_subject(subject, start, stop):
             yield env
         committed = self._log._head.seq
@@ -179,7 +188,9 @@ class InMemoryEventLog:
         for seq in range(max(start, 1), last + 1):
             yield decode(events[seq - 1])
 
-    def by_subject(self, subject: str, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def by_subject(
+        self, subject: str, start: int = 1, stop: int | None = None
+    ) -> Iterator[Envelope]:
         for seq in self.subject_seqs(subject, start, stop):
             yield decode(self._events[seq - 1])
 
