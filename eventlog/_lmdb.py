@@ -321,10 +321,7 @@ class LmdbEventLog:
                 max_readers=256,
             )
         except (OSError, lmdb.Error) as exc:
-            if isinstance(exc, OSError):
-                reason = exc.strerror or str(exc)
-            else:
-                reason = _oserror_text(exc)
+            reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else _oserror_text(exc)
             raise StorageError(f"cannot open store {self.path}: {reason}") from exc
         try:
             self._dbs = self._guarded(lambda: _Dbs(self._env))
