@@ -387,9 +387,14 @@ def test_a_store_killed_mid_write_reopens_whole_with_every_reported_append(
             stderr=subprocess.PIPE,
             text=True,
         ) as child:
-            time.sleep(rng.uniform(0.05, 0.6))
+            # Wait for the first append to return (start-up is slow on a loaded
+            # machine), then kill at a random moment of the write loop.
+            assert child.stdout is not None
+            first = child.stdout.readline()
+            time.sleep(rng.uniform(0.0, 0.3))
             child.kill()
             out, err = child.communicate()
+            out = first + out
         assert child.returncode == -9, f"seed {seed}: child died on its own: {err}"
         lines = [line for line in out.split("\n")[:-1] if line]  # the last may be cut
         if lines:
