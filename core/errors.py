@@ -62,14 +62,11 @@ class NoSuchVolumeError(NotFoundError):
 
 
 class AmbiguousReferenceError(InvalidParameterError):
-    """An id prefix matches more than one object (Docker refuses these too)."""
+    """An id prefix matches more than one object; moby's ``errAmbiguous`` wording."""
 
     def __init__(self, kind: str, ref: str, matches: Sequence[str]) -> None:
         self.kind, self.ref, self.matches = kind, ref, list(matches)
-        super().__init__(
-            f"multiple {kind}s found with provided prefix: {ref} "
-            f"({', '.join(m[:12] for m in matches)})"
-        )
+        super().__init__(f"multiple IDs found with provided prefix: {ref}")
 
 
 class ContainerNotRunningError(ConflictError):

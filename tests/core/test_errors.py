@@ -67,7 +67,7 @@ def test_errors_keep_their_facts():
         ),
         (
             AmbiguousReferenceError("container", "ab", ["ab" + "1" * 62, "ab" + "2" * 62]),
-            f"multiple containers found with provided prefix: ab (ab{'1' * 10}, ab{'2' * 10})",
+            "multiple IDs found with provided prefix: ab",
         ),
         (
             LifecycleViolation(7, "d" * 64, "ContainerPaused", "exited"),

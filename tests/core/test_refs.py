@@ -68,9 +68,7 @@ class TestFindContainer:
 
         assert info.value.ref == PREFIX
         assert info.value.matches == [first, second]
-        assert str(info.value).startswith(
-            f"multiple containers found with provided prefix: {PREFIX}"
-        )
+        assert str(info.value) == f"multiple IDs found with provided prefix: {PREFIX}"
         assert store.head() == head
 
     def test_a_longer_prefix_that_is_unique_resolves(self, colliding: DockerHost):
