@@ -7,6 +7,8 @@ replay diverged from its recording.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 
 from dockstate.core.fs import DIR, WHITEOUT, Entry, Tree
 from dockstate.core.state import Container, Host
@@ -25,11 +27,12 @@ class FileChange:
     def describe(self) -> str:
         sizes = {
             "A": f"{self.size_after}B",
-            "D": f"was {self.size_before}B",
+            # None: a whited-out directory, or an image file whose size is not known here
+            "D": "" if self.size_before is None else f"was {self.size_before}B",
             "C": f"{self.size_before}B -> {self.size_after}B",
         }[self.kind]
         verb = {"A": "added", "C": "changed", "D": "removed"}[self.kind]
-        return f"{self.where}: {self.path} {verb} ({sizes})"
+        return f"{self.where}: {self.path} {verb}" + (f" ({sizes})" if sizes else "")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,8 +96,18 @@ def _same(a: Entry, b: Entry) -> bool:
     )
 
 
-def diff_trees(where: str, before: Tree, after: Tree, out: list[FileChange]) -> None:
-    """File-level changes (directories and whiteouts are structure, not content)."""
+def diff_trees(
+    where: str,
+    before: Tree,
+    after: Tree,
+    out: list[FileChange],
+    lower: Callable[[], Tree] | None = None,
+) -> None:
+    """File-level changes (directories and whiteouts are structure, not content).
+
+    ``lower`` gives the image under a writable layer: a whiteout added is the image
+    file removed (with its size), a whiteout gone is the image file back in view.
+    """
     a, b = _files(before), _files(after)
     for path in sorted(a.keys() | b.keys()):
         ea, eb = a.get(path), b.get(path)
@@ -107,8 +120,21 @@ def diff_trees(where: str, before: Tree, after: Tree, out: list[FileChange]) -> 
     # deletions of image files show as whiteouts in the writable layer
     wa = {p for p, e in before.items() if e.kind == WHITEOUT}
     wb = {p for p, e in after.items() if e.kind == WHITEOUT}
+    if wa == wb:
+        return
+    image = lower() if lower is not None else {}
     for path in sorted(wb - wa):
-        out.append(FileChange("D", where, path, None, None))
+        if path in a:
+            continue  # a file of the writable layer itself: reported above
+        e = image.get(path)
+        size = e.size if e is not None and e.kind != DIR else None
+        out.append(FileChange("D", where, path, size, None))
+    if lower is None:
+        return
+    for path in sorted(wa - wb):
+        e = image.get(path)
+        if path not in after and e is not None and e.kind not in (DIR, WHITEOUT):
+            out.append(FileChange("A", where, path, None, e.size))
 
 
 def _container_files(c: Container) -> dict[str, Tree]:
@@ -138,7 +164,10 @@ def diff_hosts(a: Host, b: Host) -> HostDiff:
         ta = _container_files(ca) if ca is not None else {}
         tb = _container_files(cb) if cb is not None else {}
         for where in sorted(ta.keys() | tb.keys()):
-            diff_trees(where, ta.get(where, {}), tb.get(where, {}), out.files)
+            lower = None
+            if cb is not None and where == f"container {cb.name} rw":
+                lower = functools.partial(b.lower, cb)
+            diff_trees(where, ta.get(where, {}), tb.get(where, {}), out.files, lower)
     out.volumes_created = sorted(b.volumes.keys() - a.volumes.keys())
     out.volumes_removed = sorted(a.volumes.keys() - b.volumes.keys())
     for name in sorted(a.volumes.keys() | b.volumes.keys()):

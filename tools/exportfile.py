@@ -217,6 +217,9 @@ def read(path: str | os.PathLike[str]) -> ExportFile:
             if kind == "end":
                 if digest.digest() != item[1].get("digest"):
                     raise ExportError(f"{p}: the file was altered: its digest does not match")
+                if pos != len(data):
+                    # the digest covers the bytes before the end record only
+                    raise ExportError(f"{p}: unexpected data after the end record")
                 end = item[1]
                 break
             digest.update(data[start:pos])

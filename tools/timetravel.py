@@ -26,6 +26,7 @@ import structlog
 from dockstate.core import fs
 from dockstate.core.errors import DockstateError, FileSystemError, NoSuchContainerError
 from dockstate.core.fs import Entry
+from dockstate.core.mounts import BIND, VOLUME
 from dockstate.core.state import Container, Host, Image, Volume
 from dockstate.eventlog import LmdbEventLog
 from dockstate.eventlog.envelope import Envelope
@@ -36,9 +37,12 @@ from dockstate.projections.compare import HostDiff, diff_hosts
 from dockstate.projections.ledger import LossRecord
 from dockstate.projections.query import Reader
 from dockstate.projections.snapshot import VERSION as SNAPSHOT_VERSION
+from dockstate.tools import format as fmt
 from dockstate.tools.timeref import is_seq, parse_time
 
 Moment = int | dt.datetime | str
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class View:
@@ -143,7 +147,9 @@ class Timeline:
             return max(0, min(moment, self.head))
         if isinstance(moment, dt.datetime):
             when = moment if moment.tzinfo else moment.astimezone()
-            return self.log.seq_at(int(when.timestamp() * 1e9))
+            # integer arithmetic: a float of ns since 1970 is off by up to 256 ns, enough
+            # to miss an event recorded at exactly that microsecond
+            return self.log.seq_at((when - _EPOCH) // dt.timedelta(microseconds=1) * 1000)
         if is_seq(moment):
             return self.seq(int(moment))
         return self.log.seq_at(parse_time(moment, time.time_ns()))
@@ -162,18 +168,21 @@ class Timeline:
         if kind == "volume":
             name, _, path = rest.partition(":")
             envs = self.reader.history(f"v:{name}")
-            return [e for e in envs if not path or _touches(e, fs.normalize(path), volume=True)]
-        if kind == "host":
+            where: tuple[str, str] | None = (VOLUME, name)
+        elif kind == "host":
             path = fs.normalize(rest)
             subjects = [f"h:{path}", *(f"h:{a}" for a in fs.ancestors(path))]
             merged = {e.seq: e for s in subjects for e in self.reader.history(s)}
-            return [merged[s] for s in sorted(merged)]
-        c = self.reader.container(kind, removed=True)
-        envs = self.reader.history(f"c:{c.id}")
-        if rest:
-            p = fs.normalize(rest)
-            envs = [e for e in envs if "path" not in e.data or _touches(e, p, volume=False)]
-        return envs
+            envs = [merged[s] for s in sorted(merged)]
+            where = (BIND, "")
+        else:
+            c = self.reader.container(kind, removed=True)
+            envs = self.reader.history(f"c:{c.id}")
+            path, where = rest, None
+        if not path:
+            return envs
+        p, host = fs.normalize(path), self.reader.host()
+        return [e for e in envs if _touches(e, p, where, host)]
 
     def events(
         self,
@@ -276,19 +285,39 @@ class _LiveReader(Reader):
         return self._live
 
 
-def _touches(env: Envelope, path: str, *, volume: bool) -> bool:
+def _touches(env: Envelope, path: str, where: tuple[str, str] | None, host: Host) -> bool:
+    """The event is about the whole object (no path), or about ``path``, an ancestor of it
+    or something below it, in the container's tree or, through its mounts, in the volume
+    or on the host ``where`` names."""
     d = env.data
-    for key in ("path", "dest"):
-        p = d.get(key)
-        if not isinstance(p, str):
+    paths = [p for p in (d.get("path"), d.get("dest")) if isinstance(p, str)]
+    if not paths:
+        return True
+    if where is not None:
+        paths = _mounted_paths(env, paths, where, host)
+    return any(fs.is_below(p, path) or fs.is_below(path, p) for p in paths)
+
+
+def _mounted_paths(
+    env: Envelope, paths: list[str], where: tuple[str, str], host: Host
+) -> list[str]:
+    """An event's container paths as paths in a volume (``(VOLUME, name)``) or on the host
+    (``(BIND, "")``), through the mount each path falls under."""
+    mount_type, source = where
+    if env.type in ("HostFileWritten", "HostDirCreated"):
+        return paths if mount_type == BIND else []
+    cid = env.data.get("container")
+    c = (host.containers.get(cid) or host.removed.get(cid)) if isinstance(cid, str) else None
+    if c is None:
+        return []
+    out = []
+    for p in paths:
+        m = c.mount_for(p)
+        if m is None or m.type != mount_type or (mount_type == VOLUME and m.source != source):
             continue
-        if volume:
-            # a file event's path is the container's; the volume path is its tail
-            if p == path or p.endswith(path) or fs.is_below(p, path):
-                return True
-        elif fs.is_below(p, path) or fs.is_below(path, p):
-            return True
-    return "path" not in d
+        rel = fs.relative(p, m.target)
+        out.append(rel if mount_type == VOLUME else fs.join(m.source, rel))
+    return out
 
 
 # -- the script ---------------------------------------------------------------------
@@ -382,7 +411,7 @@ def bisect_main(tl: Timeline, exists: str | None, absent: str | None, state: str
         return 1
     env = next(tl.log.read(seq, seq), None)
     when = dt.datetime.fromtimestamp(env.ts / 1e9, dt.UTC).isoformat() if env else "-"
-    cmd = f"{env.cmd[0]} {dict(env.cmd[1])}" if env and env.cmd else (env.type if env else "-")
+    cmd = f"{env.cmd[0]} {fmt.dumps(env.cmd[1])}" if env and env.cmd else (env.type if env else "-")
     print(f"first seq: {seq}")
     print(f"time:      {when}")
     print(f"command:   {cmd}")

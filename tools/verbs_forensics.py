@@ -23,15 +23,18 @@ def export(ctx: Context) -> int:
 
 
 def import_(ctx: Context) -> int:
-    from dockstate.tools.replay import _groups_as_facts, command_groups, seed
+    from dockstate.tools.replay import _groups_as_facts, command_groups, missing_seeds
 
     xf = exportfile.read(ctx.args.file)
     host = ctx.host
-    seeds = seed(host, xf)
-    envs = host.record(_groups_as_facts(list(command_groups(xf.events))))
+    seeds = missing_seeds(host.state(), xf)
+    # one transaction: events the store refuses take the image records with them
+    groups = _groups_as_facts(list(command_groups(seeds)))
+    groups += _groups_as_facts(list(command_groups(xf.events)))
+    envs = host.record(groups, blobs=xf.blobs.values())[len(seeds) :]
     first = envs[0].seq if envs else ctx.log.head().seq
     print(
-        f"imported {len(envs)} events (seq {first}..{first + len(envs) - 1}) and {seeds} image records"
+        f"imported {len(envs)} events (seq {first}..{first + len(envs) - 1}) and {len(seeds)} image records"
     )
     ctx.maintain_snapshots()
     return 0
