@@ -289,10 +289,17 @@ class Host:
             tree, key = self.mount_tree(container, m, path)
             if key == "/" or (m.type == BIND and key == m.source):
                 return tree.get(key) or fs.dir_entry()
-            return tree.get(key)
-        if path == "/":
+            found = tree.get(key)
+        elif path == "/":
             return fs.dir_entry()
-        return rw_lookup(container.rw, self.lower(container), path)
+        else:
+            found = rw_lookup(container.rw, self.lower(container), path)
+        if found is None and any(
+            mt.target != path and fs.is_below(mt.target, path) for mt in container.mounts
+        ):
+            # the runtime makes a missing mount point, parents included, before mounting
+            return fs.dir_entry()
+        return found
 
     def mount_tree(self, container: Container, m: Mount, path: str) -> tuple[Tree, str]:
         """The tree a mount stores ``path`` in, and the key of ``path`` there."""

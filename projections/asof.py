@@ -74,12 +74,23 @@ class Projector:
         return State(Host(self._read_blobs), Ledger())
 
     def load(self, at_or_below: int) -> State:
-        """The newest snapshot at or below a seq, or the empty state."""
-        snap = self.log.get_snapshot(NAME, self.version, at_or_below)
-        if snap is None:
-            return self.empty()
-        host, ledger = snapshot.decode(snap.data, self._read_blobs)
-        return State(host, ledger)
+        """The newest readable snapshot at or below a seq, or the empty state.
+
+        A snapshot is only a cache of the log: one that cannot be decoded is
+        passed over (with a warning) for an older one, or for a full fold.
+        """
+        while True:
+            snap = self.log.get_snapshot(NAME, self.version, at_or_below)
+            if snap is None:
+                return self.empty()
+            try:
+                host, ledger = snapshot.decode(snap.data, self._read_blobs)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                # msgpack's errors are ValueErrors; a wrong shape fails indexing
+                log.warning("snapshot.unreadable", seq=snap.seq, error=str(exc))
+                at_or_below = snap.seq - 1
+                continue
+            return State(host, ledger)
 
     def state_at(self, seq: int | None = None) -> State:
         """The state after event ``seq`` (the head when None; 0 is the empty host)."""
@@ -87,8 +98,9 @@ class Projector:
         target = head.seq if seq is None else max(0, min(seq, head.seq))
         state = self.load(target)
         self.fold(state, target)
-        if target == head.seq:
-            state.host.hash = head.hash
+        # whichever way the state was reached (snapshot, tail, full fold), its
+        # hash is the chain hash at its own seq, not the snapshot's
+        state.host.hash = head.hash if target == head.seq else self._hash_at(target)
         return state
 
     def state_at_time(self, ts: int) -> State:
@@ -114,10 +126,16 @@ class Projector:
                     self._snapshot_here(state, env.seq)
                 next_snap += every
 
-    def _snapshot_here(self, state: State, seq: int) -> None:
+    def _hash_at(self, seq: int) -> bytes:
+        """The chain hash after event ``seq``: the ``prev`` the event after it recorded."""
+        if seq == 0:
+            return GENESIS_HASH
         follower = next(self.log.read(seq + 1, seq + 1), None)
-        state.host.hash = follower.prev if follower is not None else self.log.head().hash
-        if self.log.get_snapshot(NAME, self.version, seq) is not None and self._has_exact(seq):
+        return follower.prev if follower is not None else self.log.head().hash
+
+    def _snapshot_here(self, state: State, seq: int) -> None:
+        state.host.hash = self._hash_at(seq)
+        if self._has_exact(seq):
             return
         self.log.put_snapshot(NAME, self.version, seq, snapshot.encode(state.host, state.ledger))
         log.debug("snapshot.written", seq=seq)
@@ -131,9 +149,6 @@ class Projector:
         state = self.state_at(seq)
         if state.seq == 0:
             return 0
-        if state.host.hash == GENESIS_HASH or seq is not None:
-            follower = next(self.log.read(state.seq + 1, state.seq + 1), None)
-            state.host.hash = follower.prev if follower is not None else self.log.head().hash
         self.log.put_snapshot(
             NAME, self.version, state.seq, snapshot.encode(state.host, state.ledger)
         )

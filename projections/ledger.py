@@ -98,10 +98,11 @@ def _persisted(host: Host, c: Container) -> list[Persisted]:
             tree: Mapping[str, Entry] = vol.files if vol else {}
             items = [(fs.join(m.target, p), e) for p, e in tree.items()]
         elif m.type == BIND:
+            # the source itself too: a bind-mounted file persists on the host
             items = [
                 (fs.join(m.target, fs.relative(p, m.source)), e)
                 for p, e in host.host_files.items()
-                if p != m.source and fs.is_below(p, m.source)
+                if fs.is_below(p, m.source)
             ]
         else:
             continue

@@ -27,7 +27,8 @@ from dockstate.core.state import (
 from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
 
 #: Bump when the encoding or the fold changes: old snapshots are then ignored.
-VERSION: Final = 1
+#: 2: tmpfs trees are encoded one by one (version 1 wrote maps that could not be read back).
+VERSION: Final = 2
 
 
 def _pack(value: Any) -> bytes:
@@ -41,7 +42,12 @@ def _unpack(raw: bytes) -> Any:
 
 def _container(c: Container) -> list[Any]:
     rw = c._rw if isinstance(c._rw, bytes) else encode_tree(c._rw)
-    tmpfs = c._tmpfs if isinstance(c._tmpfs, bytes) else _pack(c._tmpfs)
+    # each tmpfs tree encoded on its own, as `Container.tmpfs` decodes it
+    tmpfs = (
+        c._tmpfs
+        if isinstance(c._tmpfs, bytes)
+        else _pack({target: encode_tree(tree) for target, tree in c._tmpfs.items()})
+    )
     return [
         c.id,
         c.name,

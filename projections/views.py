@@ -13,7 +13,7 @@ from dockstate.core import fs
 from dockstate.core.errors import FileSystemError
 from dockstate.core.fs import DIR, FILE, SYMLINK, WHITEOUT, Entry, Tree
 from dockstate.core.mounts import BIND, VOLUME
-from dockstate.core.state import BlobReader, Container, Host, Volume, rw_lookup, rw_visible_in_lower
+from dockstate.core.state import BlobReader, Container, Host, Volume, rw_lookup
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,10 +66,10 @@ def merged_ls(host: Host, c: Container, path: str) -> list[DirItem]:
     else:
         names |= fs.children(c.rw, p)
         names |= fs.children(host.lower(c), p)
-    # mount points directly inside p are visible even if nothing else made the dir
+    # mount points below p are visible (with their parents) even if nothing else made them
     for mount in c.mounts:
-        if fs.parent(mount.target) == p:
-            names.add(mount.target.rsplit("/", 1)[-1])
+        if mount.target != p and fs.is_below(mount.target, p):
+            names.add(fs.relative(mount.target, p).split("/", 2)[1])
     out = []
     for name in sorted(names):
         child = fs.join(p, "/" + name)
@@ -116,39 +116,60 @@ DELETED: Final = "D"
 def container_diff(host: Host, c: Container) -> list[tuple[str, str]]:
     """``docker diff``: (kind, path) for every change in the writable layer.
 
-    As Docker computes it: an added path is ``A``, a path that shadows one in
-    the image is ``C``, a deleted one a single ``D`` for the topmost path, and
-    every directory holding a change is listed as ``C`` before its children.
-    Docker's order among siblings is map order; this one is sorted.
+    As Docker's tree comparison of the image and the container's root
+    filesystem finds it (go-archive ``ChangesDirs``): a path the image lacks is
+    ``A`` (so is everything below an added dir); one the image has is ``C``
+    when kind, mode, owner, size, content or mtime differ (for a directory
+    only kind, mode and owner count); a deleted path is a single ``D`` for the
+    topmost path gone, including what a re-created (opaque) directory hides;
+    and every directory holding a change is listed as ``C``. Docker's order
+    among siblings is map order; this one is sorted, parents first.
     """
     lower = host.lower(c)
     rw = c.rw
     changes: dict[str, str] = {}
+    index: fs.SortedPaths | None = None
     for path, e in rw.items():
+        old = lower.get(path)
         if e.kind == WHITEOUT:
+            # written only over a visible lower path, and dropped with its parent
             changes[path] = DELETED
-        elif path in lower and rw_visible_in_lower(
-            {k: v for k, v in rw.items() if k != path}, lower, path
-        ):
-            if e.kind == DIR and not e.opaque and _same_dir(e, lower[path]):
-                continue  # a dir only copied up to hold a change: listed as a parent below
-            changes[path] = CHANGED
-        else:
+            continue
+        if old is None:
             changes[path] = ADDED
+        elif _differs(e, old):
+            changes[path] = CHANGED
         if e.opaque:
-            # a dir re-created over a deleted one hides the image's files below it
-            for hidden in fs.SortedPaths(lower).below(path):
-                if hidden not in rw:
-                    changes.setdefault(hidden, DELETED)
+            # a dir re-created over a deleted one hides the image's files below it:
+            # each one gone is a D unless its parent is gone too (then that is the D)
+            if index is None:
+                index = fs.SortedPaths(lower)
+            for hidden in index.below(path):
+                if hidden in rw:
+                    continue
+                up = fs.parent(hidden)
+                above = rw.get(up)
+                if up == path or (above is not None and above.kind == DIR):
+                    changes[hidden] = DELETED
     for path in list(changes):
         for anc in fs.ancestors(path):
-            if anc not in changes:
-                changes[anc] = CHANGED
+            if anc in changes:
+                break
+            changes[anc] = CHANGED
     return sorted(((k, p) for p, k in changes.items()), key=lambda kp: kp[1])
 
 
-def _same_dir(a: Entry, b: Entry) -> bool:
-    return (a.mode, a.uid, a.gid) == (b.mode, b.uid, b.gid)
+def _differs(new: Entry, old: Entry) -> bool:
+    if (new.kind, new.mode, new.uid, new.gid) != (old.kind, old.mode, old.uid, old.gid):
+        return True
+    if new.kind == DIR:
+        return False  # Docker ignores a directory's size and mtime
+    return (new.size, new.mtime, new.chunks, new.target) != (
+        old.size,
+        old.mtime,
+        old.chunks,
+        old.target,
+    )
 
 
 # -- sizes ----------------------------------------------------------------------------

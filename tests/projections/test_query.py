@@ -1,0 +1,146 @@
+"""The read API: objects, files, diff, df, audit and history, now or as of a past seq."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockstate.core.commands import DockerHost
+from dockstate.core.errors import FileSystemError, NoSuchContainerError, NoSuchVolumeError
+from dockstate.core.fs import DIR, FILE
+from dockstate.projections.query import Reader
+
+
+@pytest.fixture
+def story(docker: DockerHost) -> dict[str, int]:
+    """A short history; returns the seq after each step by name."""
+    at: dict[str, int] = {}
+    docker.create("app:1", name="web", volumes=["vol1:/data"], discard_on="remove", start=True)
+    at["created"] = docker.log.head().seq
+    docker.write_file("web", "/app/main.py", b"v1")
+    at["v1"] = docker.log.head().seq
+    docker.write_file("web", "/app/main.py", b"v2")
+    docker.write_file("web", "/data/d", b"data")
+    at["v2"] = docker.log.head().seq
+    docker.host_write("/host/h", b"host file")
+    docker.stop("web")
+    at["stopped"] = docker.log.head().seq
+    docker.remove("web")
+    at["removed"] = docker.log.head().seq
+    return at
+
+
+def test_cat_reads_a_file_as_of_any_past_seq(docker, story):
+    """cat at a past seq reads what the file held then: the image's, v1, v2, then no container."""
+    r = Reader(docker.log, snapshot_every=3)
+    assert r.cat("web", "/app/main.py", at=story["created"]) == b"print('hello')\n"
+    assert r.cat("web", "/app/main.py", at=story["v1"]) == b"v1"
+    assert r.cat("web", "/app/main.py", at=story["v2"]) == b"v2"
+    assert r.cat("web", "/app/main.py", at=story["stopped"]) == b"v2"
+    with pytest.raises(NoSuchContainerError):
+        r.cat("web", "/app/main.py")
+    with pytest.raises(FileSystemError, match="Is a directory"):
+        r.cat("web", "/app", at=story["v1"])
+
+
+def test_ls_and_stat_say_where_each_path_lives(docker, story):
+    """ls lists a directory with the layer or mount serving each entry; stat does the same."""
+    r = Reader(docker.log)
+    items = {i.name: (i.entry.kind, i.layer) for i in r.ls("web", "/app", at=story["v2"])}
+    assert items == {"main.py": (FILE, "rw"), "lib": (DIR, "image")}
+    assert [(i.name, i.layer) for i in r.ls("web", "/data", at=story["v2"])] == [
+        ("d", "volume:vol1")
+    ]
+    entry, where = r.stat("web", "/data/d", at=story["v2"])
+    assert (entry.size, where) == (4, "volume:vol1")
+    with pytest.raises(FileSystemError, match="No such file or directory"):
+        r.stat("web", "/data/d", at=story["created"])
+    with pytest.raises(FileSystemError, match="No such file or directory"):
+        r.ls("web", "/nowhere", at=story["v2"])
+
+
+def test_objects_as_of_a_seq(docker, story):
+    """containers, images and volumes as they were: running at v2, gone after rm."""
+    r = Reader(docker.log)
+    assert [c.name for c in r.containers(at=story["v2"])] == ["web"]
+    assert r.containers(at=story["stopped"]) == []
+    assert [c.state for c in r.containers(at=story["stopped"], all=True)] == ["exited"]
+    assert r.containers(all=True) == []
+    removed = r.container("web", removed=True)
+    assert (removed.name, removed.removed_at > 0) == ("web", True)
+    assert r.container(removed.id[:12], at=story["v2"]).name == "web"
+    with pytest.raises(NoSuchContainerError):
+        r.container("web")
+    assert sorted(t for i in r.images() for t in i.tags) == ["app:1", "db:1", "deep:1"]
+    assert r.image("app:1").tags == ["app:1"]
+    assert [v.name for v in r.volumes(at=story["created"])] == ["vol1"]
+    assert list(r.volume("vol1", at=story["v2"]).refs) == [removed.id]
+    assert list(r.volume("vol1").refs) == []
+    with pytest.raises(NoSuchVolumeError):
+        r.volume("nope")
+
+
+def test_volume_and_host_files_as_of_a_seq(docker, story):
+    """A volume's and the host's files can be listed and read at any point."""
+    r = Reader(docker.log)
+    assert [n for n, _ in r.volume_ls("vol1", at=story["v1"])] == []
+    assert [n for n, _ in r.volume_ls("vol1")] == ["d"]
+    assert r.volume_cat("vol1", "/d") == b"data"
+    with pytest.raises(FileSystemError, match="No such file or directory"):
+        r.volume_cat("vol1", "/d", at=story["v1"])
+    assert [n for n, _ in r.host_ls("/")] == ["host"]
+    assert r.host_cat("/host/h") == b"host file"
+    with pytest.raises(FileSystemError, match="Is a directory"):
+        r.host_cat("/host")
+
+
+def test_diff_and_df_as_of_a_seq(docker, story):
+    """docker diff and system df answer for the moment asked."""
+    r = Reader(docker.log)
+    assert r.diff("web", at=story["created"]) == []
+    assert r.diff("web", at=story["v2"]) == [("C", "/app"), ("C", "/app/main.py")]
+    assert r.df(at=story["v2"]).containers_size == 2
+    assert r.df(at=story["v2"]).volumes_size == 4
+    assert r.df().containers == []
+
+
+def test_audit_filters_by_container_and_seq_range(docker, story):
+    """audit lists loss records, for one container (removed ones too) and within since..until."""
+    docker.create("app:1", name="other", start=True)
+    docker.write_file("other", "/o", b"o")
+    docker.stop("other")
+    r = Reader(docker.log)
+    assert [(a.event, a.name) for a in r.audit()] == [
+        ("stop", "web"),
+        ("rm", "web"),
+        ("stop", "other"),
+    ]
+    assert [a.event for a in r.audit("web")] == ["stop", "rm"]
+    assert [a.event for a in r.audit(since=story["removed"])] == ["rm", "stop"]
+    assert [a.event for a in r.audit(until=story["stopped"])] == ["stop"]
+    assert [a.event for a in r.audit(at=story["stopped"])] == ["stop"]
+    (rm,) = r.audit("web", since=story["removed"])
+    assert [(f.path, f.size) for f in rm.lost] == [("/app/main.py", 2)]
+
+
+def test_history_and_event_read_the_log(docker, story):
+    """history lists a subject's events up to a seq; event reads one envelope."""
+    r = Reader(docker.log)
+    cid = r.container("web", removed=True).id
+    types = [e.type for e in r.history(f"c:{cid}")]
+    assert types[0] == "ContainerCreated"
+    assert types[-1] == "ContainerRemoved"
+    assert [e.type for e in r.history(f"c:{cid}", at=story["created"])] == [
+        "ContainerCreated",
+        "ContainerStarted",
+    ]
+    env = r.event(story["v1"])
+    assert env is not None
+    assert (env.type, env.data["path"]) == ("FileWritten", "/app/main.py")
+    assert r.event(10**6) is None
+
+
+def test_a_reader_folds_each_seq_once(docker, story):
+    """Several questions about one moment share one state."""
+    r = Reader(docker.log)
+    assert r.state(story["v2"]) is r.state(story["v2"])
+    assert r.state() is r.state(docker.log.head().seq)

@@ -1,0 +1,121 @@
+"""The snapshot codec: a host and its ledger to bytes and back, bulky parts decoded lazily."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dockstate.core.commands import DockerHost
+from dockstate.core.state import Host
+from dockstate.projections import snapshot
+from dockstate.projections.asof import Projector, State
+from dockstate.projections.ledger import Ledger
+from tests.projections.helpers import Op, canonical, new_host, play, run_op
+
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _decode(raw: bytes, docker: DockerHost) -> State:
+    return State(*snapshot.decode(raw, docker.log.read_blobs))
+
+
+def _force(state: State) -> State:
+    """Decode every lazily kept part now, as an eager decoder would have."""
+    for c in [*state.host.containers.values(), *state.host.removed.values()]:
+        assert isinstance(c.rw, dict)
+        assert isinstance(c.tmpfs, dict)
+    for v in state.host.volumes.values():
+        assert isinstance(v.files, dict)
+    assert isinstance(state.ledger.records, list)
+    return state
+
+
+@PROPERTY
+@given(data=st.data())
+def test_decode_then_encode_gives_back_the_same_state_and_bytes(data):
+    """encode(decode(b)) == b, and the decoded state equals the one encoded, lazy or forced."""
+    docker = new_host()
+    play(data, docker, 25)
+    state = Projector(docker.log, every=0).state_at()
+    raw = snapshot.encode(state.host, state.ledger)
+    lazy = _decode(raw, docker)
+    assert snapshot.encode(lazy.host, lazy.ledger) == raw  # encoded parts pass through
+    eager = _force(_decode(raw, docker))
+    assert snapshot.encode(eager.host, eager.ledger) == raw  # and re-encode to the same bytes
+    assert canonical(lazy) == canonical(eager) == canonical(state)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_folding_on_a_lazy_state_equals_folding_on_an_eager_one(data):
+    """Events folded onto a decoded snapshot give the same state whether its trees were decoded."""
+    docker = new_host()
+    play(data, docker, 15)
+    mid = Projector(docker.log, every=0).state_at()
+    raw = snapshot.encode(mid.host, mid.ledger)
+    before = docker.log.head().seq
+    play(data, docker, 15)
+    lazy, eager = _decode(raw, docker), _force(_decode(raw, docker))
+    for state in (lazy, eager):
+        state.apply_all(docker.log.read(before + 1))
+    assert canonical(lazy) == canonical(eager)
+    assert snapshot.encode(lazy.host, lazy.ledger) == snapshot.encode(eager.host, eager.ledger)
+
+
+def test_tmpfs_contents_survive_a_snapshot(docker):
+    """A container's tmpfs files are in the snapshot and read back (version 1 could not)."""
+    run_op(docker, _create("web", tmpfs="/tmp"))
+    docker.write_file("web", "/tmp/a", b"aaa")
+    docker.write_file("web", "/tmp/d/b", b"b")
+    state = Projector(docker.log, every=0).state_at()
+    decoded = _decode(snapshot.encode(state.host, state.ledger), docker)
+    c = decoded.host.containers[decoded.host.names["web"]]
+    assert sorted(c.tmpfs["/tmp"]) == ["/a", "/d", "/d/b"]
+    assert docker.log.read_blobs(c.tmpfs["/tmp"]["/a"].chunks) == b"aaa"
+    assert snapshot.VERSION >= 2
+
+
+def test_the_bulky_parts_stay_encoded_until_used(docker):
+    """Writable layers, tmpfs, volume contents and loss records are decoded on first use."""
+    run_op(docker, _create("web", tmpfs="/tmp", volume="vol1:/data"))
+    docker.write_file("web", "/x", b"x")
+    docker.write_file("web", "/data/y", b"y")
+    docker.stop("web")
+    state = Projector(docker.log, every=0).state_at()
+    decoded = _decode(snapshot.encode(state.host, state.ledger), docker)
+    c = decoded.host.containers[decoded.host.names["web"]]
+    assert isinstance(c._rw, bytes)
+    assert isinstance(c._tmpfs, bytes)
+    assert isinstance(decoded.host.volumes["vol1"]._files, bytes)
+    assert decoded.ledger._encoded
+    assert sorted(decoded.host.volumes["vol1"].files) == ["/y"]
+    assert isinstance(decoded.host.volumes["vol1"]._files, dict)
+
+
+def test_new_loss_records_follow_the_encoded_ones(docker):
+    """Records folded after a snapshot come after those the snapshot kept encoded."""
+    run_op(docker, _create("aa"))
+    run_op(docker, _create("bb"))
+    docker.write_file("aa", "/a", b"a")
+    docker.stop("aa")
+    state = Projector(docker.log, every=0).state_at()
+    before = docker.log.head().seq
+    docker.write_file("bb", "/b", b"b")
+    docker.stop("bb")
+    decoded = _decode(snapshot.encode(state.host, state.ledger), docker)
+    decoded.apply_all(docker.log.read(before + 1))
+    assert [r.name for r in decoded.ledger.records] == ["aa", "bb"]
+    raw = snapshot.encode(decoded.host, decoded.ledger)
+    assert [r.name for r in _decode(raw, docker).ledger.records] == ["aa", "bb"]
+
+
+def test_an_empty_state_round_trips(docker):
+    """The host before any event encodes and decodes to itself."""
+    empty = State(Host(docker.log.read_blobs), Ledger())
+    assert canonical(_decode(snapshot.encode(empty.host, empty.ledger), docker)) == canonical(empty)
+
+
+def _create(name: str, *, tmpfs: str = "", volume: str = "") -> Op:
+    mounts = (("--tmpfs", tmpfs),) if tmpfs else ()
+    mounts += (("-v", volume),) if volume else ()
+    return Op("create", name, mounts=mounts)
