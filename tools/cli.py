@@ -460,9 +460,25 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("context", metavar="CONTEXT")
 
 
+_TIME_OPTIONS = ("--at", "--since", "--until")
+
+
+def _glue_time_values(argv: Sequence[str]) -> list[str]:
+    """``--at -10m`` as ``--at=-10m``: argparse would read ``-10m`` as an unknown option."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[i:])
+        if out and out[-1] in _TIME_OPTIONS and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_time_values(sys.argv[1:] if argv is None else argv))
     from dockstate.tools import logging as ds_logging
 
     try:
@@ -482,6 +498,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = getattr(module, func_name)(ctx)
         return result
     except DockstateError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        # a path argument the reads cannot normalize (relative, say): the user's mistake
+        from dockstate.core.fs import PathError
+
+        if not isinstance(exc, PathError):
+            raise
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:

@@ -92,12 +92,20 @@ class Context:
         return env.ts if env is not None else 0
 
     def time_arg(self, text: str | None) -> int | None:
-        """A ``--since``/``--until`` value as a seq bound."""
+        """An ``--until`` value as the last seq it includes (a time: the last event at or before it)."""
         if text is None:
             return None
         if is_seq(text):
             return int(text)
         return self.log.seq_at(parse_time(text, self.now()))
+
+    def since_arg(self, text: str | None) -> int | None:
+        """A ``--since`` value as the first seq it includes (a time: the first event at or after it)."""
+        if text is None:
+            return None
+        if is_seq(text):
+            return int(text)
+        return self.log.seq_at(parse_time(text, self.now()) - 1) + 1
 
     def maintain_snapshots(self) -> None:
         """After a write: leave a snapshot behind when the head crossed a multiple of N."""

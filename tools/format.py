@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
@@ -11,14 +12,17 @@ from typing import Any, TextIO
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def human_size(size: float) -> str:
-    """Docker's ``HumanSize``: decimal units, 4 significant digits (``7.75MB``, ``84B``)."""
+def human_size(size: float, precision: int = 4) -> str:
+    """Docker's ``HumanSize``: decimal units, 4 significant digits (``7.75MB``, ``84B``).
+
+    ``precision=3`` is ``HumanSizeWithPrecision(size, 3)``, as ``docker image ls`` prints SIZE.
+    """
     units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000.0
         i += 1
-    return f"{size:.4g}{units[i]}"
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def human_duration(seconds: float) -> str:
@@ -61,6 +65,16 @@ def rfc3339(ts: int) -> str:
     base = dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     frac = f"{ns:09d}".rstrip("0")
     return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def parse_rfc3339(text: str) -> int | None:
+    """ns since the epoch of an RFC 3339 time as image configs carry it (None if it is not one)."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?$", text)
+    if not m:
+        return None
+    base = dt.datetime.fromisoformat(m.group(1) + (m.group(3) or "Z").replace("Z", "+00:00"))
+    frac = (m.group(2) or ".")[1:10].ljust(9, "0")
+    return int(base.timestamp()) * 1_000_000_000 + int(frac)
 
 
 def rfc3339_seconds(ts: int) -> str:

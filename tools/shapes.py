@@ -19,6 +19,7 @@ from dockstate.tools.format import (
     docker_time,
     human_duration,
     human_size,
+    parse_rfc3339,
     rfc3339,
     rfc3339_seconds,
 )
@@ -149,9 +150,8 @@ def container_inspect(reader: Reader, host: Host, c: Container) -> dict[str, Any
 
 
 def ps_json(reader: Reader, host: Host, c: Container, now: int) -> dict[str, Any]:
-    mounts = ",".join(
-        m.source if m.type == VOLUME else m.target for m in c.mounts if m.type != TMPFS
-    )
+    # Docker's Mounts column: each mount's Name, else its Source, ellipsized to 15 (trunc is on)
+    mounts = ",".join(_ellipsis(m.get("Name") or m["Source"], 15) for m in mounts_json(c))
     return {
         "Command": truncate_command(container_command(reader, host, c)),
         "CreatedAt": docker_time(c.created),
@@ -169,6 +169,10 @@ def ps_json(reader: Reader, host: Host, c: Container, now: int) -> dict[str, Any
         "State": c.state,
         "Status": status(c, now),
     }
+
+
+def _ellipsis(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def volume_inspect(v: Volume) -> dict[str, Any]:
@@ -204,6 +208,15 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 def image_created(reader: Reader, image: Image) -> str:
     return str(image_config(reader, image).get("created") or image.created or "")
+
+
+def image_created_ts(reader: Reader, image: Image) -> int:
+    """When the image was made (its config's ``created``, as Docker lists it), in ns.
+
+    An image whose config carries no valid time falls back to when it was registered here.
+    """
+    ts = parse_rfc3339(image_created(reader, image))
+    return image.registered_ts if ts is None else ts
 
 
 def image_inspect(reader: Reader, host: Host, image: Image) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dockstate.core.refs import find_container, find_image, find_volume
 from dockstate.projections import views
 from dockstate.tools import format as fmt
 from dockstate.tools import shapes
-from dockstate.tools.context import Context
+from dockstate.tools.context import Context, refuse_at
 
 
 def _create(ctx: Context, *, start: bool) -> int:
@@ -67,7 +67,9 @@ def _each(ctx: Context, action: str) -> int:
             print(ref)
         except DockstateError as exc:
             failed = True
-            print(f"Error: {exc}", file=sys.stderr)
+            # Docker's API wraps every kill failure: "Cannot kill container: web: ..."
+            prefix = f"Cannot kill container: {ref}: " if action == "kill" else ""
+            print(f"Error: {prefix}{exc}", file=sys.stderr)
     ctx.maintain_snapshots()
     return 1 if failed else 0
 
@@ -187,6 +189,7 @@ def cp(ctx: Context) -> int:
         ref, path = from_ctr
         return _copy_out(ctx, ref, path, Path(dst))
     assert to_ctr is not None
+    refuse_at(ctx.args)  # a copy into a container is a write: it always acts now
     ref, path = to_ctr
     return _copy_in(ctx, Path(src), ref, path)
 

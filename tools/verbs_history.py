@@ -58,7 +58,9 @@ def _matches(msg: dict[str, Any], filters: dict[str, set[str]]) -> bool:
 
 def _event_line(msg: dict[str, Any]) -> str:
     attrs = ", ".join(f"{k}={v}" for k, v in sorted(msg["Actor"]["Attributes"].items()))
-    when = fmt.rfc3339(msg["timeNano"])
+    # Docker prints a fixed nine-digit fraction here (rfc3339NanoFixed), zeros kept
+    secs, ns = divmod(msg["timeNano"], 1_000_000_000)
+    when = fmt.rfc3339(secs * 1_000_000_000).removesuffix("Z") + f".{ns:09d}Z"
     return f"{when} {msg['Type']} {msg['Action']} {msg['Actor']['ID']}" + (
         f" ({attrs})" if attrs else ""
     )
@@ -75,8 +77,11 @@ def events(ctx: Context) -> int:
     """``docker events``: with ``--until`` print and exit, without it follow until interrupted."""
     a = ctx.args
     filters = _filters(a.filter)
-    since = (ctx.time_arg(a.since) or 0) + 1 if a.since else ctx.log.head().seq + 1
+    since = ctx.since_arg(a.since) if a.since else ctx.log.head().seq + 1
     until = ctx.time_arg(a.until) if a.until else None
+    at = ctx.at()
+    if at is not None:  # as of a past moment: nothing after it, and nothing to follow
+        until = at if until is None else min(until, at)
     host = ctx.reader.projector.empty().host
 
     def show(envs: Iterable[Envelope]) -> None:
@@ -284,7 +289,7 @@ def _entry_of(f: Any) -> Any:
 def audit(ctx: Context) -> int:
     a = ctx.args
     records = ctx.reader.audit(
-        a.container, since=ctx.time_arg(a.since), until=ctx.time_arg(a.until), at=ctx.at()
+        a.container, since=ctx.since_arg(a.since), until=ctx.time_arg(a.until), at=ctx.at()
     )
     data = [_lost_json(ctx, r) for r in records]
     if a.format == "json":

@@ -83,7 +83,8 @@ def image_ls(ctx: Context) -> int:
     host = reader.host(at)
     now = ctx.at_time()
     rows = []
-    for image in sorted(host.images.values(), key=lambda i: i.registered_ts, reverse=True):
+    created = {i.id: shapes.image_created_ts(reader, i) for i in host.images.values()}
+    for image in sorted(host.images.values(), key=lambda i: created[i.id], reverse=True):
         refs = image.tags or ["<none>:<none>"]
         for ref in refs:
             repo, tag = shapes.split_ref(ref) if ref != "<none>:<none>" else ("<none>", "<none>")
@@ -101,13 +102,13 @@ def image_ls(ctx: Context) -> int:
         fmt.print_json_lines(
             {
                 "Containers": "N/A",
-                "CreatedAt": shapes.image_created(reader, image),
-                "CreatedSince": fmt.ago(image.registered_ts, now),
+                "CreatedAt": fmt.docker_time(created[image.id]),
+                "CreatedSince": fmt.ago(created[image.id], now),
                 "Digest": "<none>",
                 "ID": image.id,
                 "Repository": repo,
                 "SharedSize": "N/A",
-                "Size": fmt.human_size(views.image_size(host, image.id)),
+                "Size": fmt.human_size(views.image_size(host, image.id), 3),
                 "Tag": tag,
                 "UniqueSize": "N/A",
                 "VirtualSize": fmt.human_size(views.image_size(host, image.id)),
@@ -122,8 +123,8 @@ def image_ls(ctx: Context) -> int:
                 repo,
                 tag,
                 image.id[7:19],
-                fmt.ago(image.registered_ts, now),
-                fmt.human_size(views.image_size(host, image.id)),
+                fmt.ago(created[image.id], now),
+                fmt.human_size(views.image_size(host, image.id), 3),
             )
             for repo, tag, image, _ in rows
         ],
@@ -168,13 +169,16 @@ def image_history(ctx: Context) -> int:
         created_by = str(h.get("created_by", ""))
         if not ctx.args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
+        created = str(h.get("created", ""))
         rows.append(
             {
-                "ID": image.id if i == 0 else "<missing>",
-                "CreatedAt": h.get("created", ""),
-                "CreatedBy": created_by,
-                "Size": fmt.human_size(size),
                 "Comment": h.get("comment", ""),
+                # Docker: time.Unix(created, 0).Format(time.RFC3339)
+                "CreatedAt": fmt.rfc3339_seconds(fmt.parse_rfc3339(created) or 0),
+                "CreatedBy": created_by,
+                "CreatedSince": _history_age(created, now),
+                "ID": image.id if i == 0 else "<missing>",
+                "Size": fmt.human_size(size),
             }
         )
     if ctx.args.format == "json":
@@ -185,7 +189,7 @@ def image_history(ctx: Context) -> int:
         [
             (
                 r["ID"] if r["ID"] == "<missing>" else str(r["ID"])[7:19],
-                _history_age(str(r["CreatedAt"]), now),
+                r["CreatedSince"],
                 r["CreatedBy"],
                 r["Size"],
                 r["Comment"],
@@ -315,7 +319,7 @@ def system_df(ctx: Context) -> int:
                     repo,
                     tag,
                     iu.image_id[7:19],
-                    fmt.ago(image.registered_ts, now),
+                    fmt.ago(shapes.image_created_ts(reader, image), now),
                     fmt.human_size(iu.size),
                     fmt.human_size(iu.shared_size),
                     fmt.human_size(iu.unique_size),
