@@ -33,6 +33,7 @@ from dockstate.eventlog.envelope import Envelope
 from dockstate.eventlog.log import EventLog
 from dockstate.projections import views
 from dockstate.projections.asof import NAME as SNAPSHOT_NAME
+from dockstate.projections.asof import State
 from dockstate.projections.compare import HostDiff, diff_hosts
 from dockstate.projections.ledger import LossRecord
 from dockstate.projections.query import Reader
@@ -161,9 +162,12 @@ class Timeline:
         """What changed from moment ``a`` to moment ``b``."""
         return diff_hosts(self.at(a).host, self.at(b).host)
 
-    def history(self, target: str) -> list[Envelope]:
+    def history(self, target: str, until: Moment | None = None) -> list[Envelope]:
         """Every event that touched ``CONTAINER``, ``CONTAINER:PATH``, ``volume:NAME[:PATH]``
-        or ``host:PATH``."""
+        or ``host:PATH`` (up to ``until``)."""
+        if until is not None:
+            last = self.seq(until)
+            return [e for e in self.history(target) if e.seq <= last]
         kind, _, rest = target.partition(":")
         if kind == "volume":
             name, _, path = rest.partition(":")
@@ -222,9 +226,15 @@ class Timeline:
         if not monotone:
             return self._scan(predicate, start, end)
 
+        below: list[State] = []  # the state of the latest probe found false
+
         def test(seq: int) -> bool:
             self.evaluations += 1
-            return predicate(View(_Uncached(self.reader), seq))
+            probe = _Uncached(self.reader)
+            holds = predicate(View(probe, seq))
+            if not holds:
+                below[:] = probe._states.values()
+            return holds
 
         if not test(end):
             return None
@@ -241,17 +251,28 @@ class Timeline:
             else:
                 lo_ = mid
                 snaps = [s for s in snaps if s > mid]
-        return self._scan(predicate, lo_ + 1, hi_, known_true_at=hi_)
+        # the last stretch is folded on from the state the last false probe loaded
+        start_state = next((s for s in below if s.seq == lo_), None)
+        return self._scan(predicate, lo_ + 1, hi_, known_true_at=hi_, state=start_state)
 
     def _snapshot_seqs(self) -> list[int]:
         seqs = getattr(self.log, "snapshot_seqs", None)
         return list(seqs(SNAPSHOT_NAME, SNAPSHOT_VERSION)) if seqs else []
 
     def _scan(
-        self, predicate: Callable[[View], bool], lo: int, hi: int, known_true_at: int | None = None
+        self,
+        predicate: Callable[[View], bool],
+        lo: int,
+        hi: int,
+        known_true_at: int | None = None,
+        state: State | None = None,
     ) -> int | None:
-        """Fold from ``lo`` to ``hi`` once, testing the predicate after every event."""
-        state = self.reader.projector.state_at(max(lo - 1, 0))
+        """Fold from ``lo`` to ``hi`` once, testing the predicate after every event.
+
+        ``state``: the state at ``lo - 1`` when the caller has it already (else it is loaded).
+        """
+        if state is None or state.seq != max(lo - 1, 0):
+            state = self.reader.projector.state_at(max(lo - 1, 0))
         probe = _LiveReader(self.reader, state)
         self.evaluations += 1
         view = View(probe, state.seq)

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dockstate.core import fs
 from dockstate.core.errors import DockstateError, InvalidParameterError
 from dockstate.core.state import Host
 from dockstate.eventlog.envelope import Envelope
@@ -165,78 +164,15 @@ def log(ctx: Context) -> int:
 
 def history(ctx: Context) -> int:
     """Every event that touched a container, a volume or a host path (optionally one path in it)."""
+    from dockstate.tools.timetravel import Timeline
+
     target: str = ctx.args.target
-    at = ctx.at()
-    reader = ctx.reader
     kind, _, rest = target.partition(":")
-    path: str | None = None
-    if kind == "volume":
-        name, _, p = rest.partition(":")
-        vol_subject = f"v:{name}"
-        envs = reader.history(vol_subject, at)
-        if not envs:
-            raise DockstateError(f"get {name}: no such volume")
-        if p:
-            path = fs.normalize(p)
-            host = reader.host(at)
-            envs = [
-                e
-                for e in envs
-                if _volume_path(host, name, e) in (None, path)
-                or _below(_volume_path(host, name, e), path)
-            ]
-    elif kind == "host":
-        path = fs.normalize(rest)
-        subjects = [f"h:{path}", *(f"h:{a}" for a in fs.ancestors(path))]
-        merged = {e.seq: e for s in subjects for e in reader.history(s, at)}
-        envs = [merged[s] for s in sorted(merged)]
-        envs = [
-            e
-            for e in envs
-            if _host_path(e) is None
-            or _below(_host_path(e), path)
-            or _below(path, _host_path(e) or "")
-        ]
-    else:
-        ref, _, p = target.partition(":")
-        c = reader.container(ref, at, removed=True)
-        envs = reader.history(f"c:{c.id}", at)
-        if p:
-            path = fs.normalize(p)
-            envs = [
-                e
-                for e in envs
-                if "path" not in e.data
-                or _below(e.data["path"], path)
-                or _below(e.data.get("dest", ""), path)
-            ]
+    envs = Timeline(ctx.log).history(target, until=ctx.at())
+    if kind == "volume" and not envs:
+        raise DockstateError(f"get {rest.partition(':')[0]}: no such volume")
     _print_events(ctx, envs)
     return 0
-
-
-def _below(p: str | None, top: str) -> bool:
-    return p is not None and fs.is_below(p, top)
-
-
-def _volume_path(host: Host, volume: str, env: Envelope) -> str | None:
-    cpath = env.data.get("path")
-    cid = env.data.get("container")
-    if cpath is None or cid is None:
-        return None
-    c = host.containers.get(cid) or host.removed.get(cid)
-    if c is None:
-        return None
-    for m in c.mounts:
-        if m.source == volume and fs.is_below(cpath, m.target):
-            return fs.relative(cpath, m.target)
-    return None
-
-
-def _host_path(env: Envelope) -> str | None:
-    d = env.data
-    if env.type in ("HostFileWritten", "HostDirCreated"):
-        return str(d["path"])
-    return d.get("host_path") or None
 
 
 # -- audit ------------------------------------------------------------------------------

@@ -59,9 +59,16 @@ def volume_inspect(ctx: Context) -> int:
 
 
 def volume_rm(ctx: Context) -> int:
-    for name in ctx.host.volume_remove(ctx.args.names, force=ctx.args.force):
-        print(name)
-    return 0
+    """Each volume on its own, as the Docker CLI does: the rest go even if one is refused."""
+    failed = False
+    for name in ctx.args.names:
+        try:
+            for removed in ctx.host.volume_remove([name], force=ctx.args.force):
+                print(removed)
+        except DockstateError as exc:
+            failed = True
+            print(f"Error: {exc}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def volume_prune(ctx: Context) -> int:
