@@ -101,12 +101,20 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO | N
     out = out or sys.stdout
     body = [[str(c) for c in row] for row in rows]
     widths = [len(h) for h in headers]
-    for row in body:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+    if all(len(row) == len(widths) for row in body):
+        # column by column: `docker ps -a` of ten thousand containers is one call per column
+        for i, column in enumerate(zip(*body, strict=True)):
+            widths[i] = max(widths[i], *map(len, column))
+    else:
+        for row in body:
+            for i, cell in enumerate(row):
+                widths[i] = max(widths[i], len(cell))
+    lines = []
     for row in [list(headers), *body]:
-        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
-        out.write("   ".join(cells).rstrip() + "\n")
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
+        cells += row[-1:]
+        lines.append("   ".join(cells).rstrip() + "\n")
+    out.write("".join(lines))
 
 
 def json_default(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -84,7 +85,12 @@ def replay(ctx: Context) -> int:
             input("(Enter for the next command) ")
 
     with open_store(dest) as log:
-        report = run_replay(xf, log, until=a.until, step=step if a.step else None)
+        # One durable commit per command spends nearly all of a long replay in fsync;
+        # the replay store can be rebuilt from the export, so its writes are batched,
+        # except while the user steps through it and may look at the store in between.
+        batched = contextlib.nullcontext() if interactive else log.bulk()
+        with batched:
+            report = run_replay(xf, log, until=a.until, step=step if a.step else None)
     if a.json:
         print(fmt.dumps({**report.to_json(), "dest": dest}, indent=2))
         return 0 if report.matched else 1
