@@ -8,6 +8,7 @@ loss records) stay encoded inside the snapshot and are decoded on first use.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -184,6 +185,18 @@ def encode(host: Host, ledger: Ledger) -> bytes:
 
 def decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     """A state from snapshot bytes; ``read_blobs`` serves the layer tables."""
+    # A big snapshot makes hundreds of thousands of objects at once and none of them is
+    # garbage: the cyclic collector's passes over them while decoding are wasted (~20%).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode(raw, read_blobs)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     d = _unpack(raw)
     host = Host(read_blobs)
     host.seq, host.hash, host.ts = d["seq"], bytes(d["hash"]), d["ts"]
@@ -224,7 +237,8 @@ def decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     }
     host.host_files = decode_tree(d["host_files"])
     host.settings = dict(d["settings"])
-    ledger = Ledger.from_encoded([bytes(r) for r in d["ledger"]], _unrecord_raw)
+    # map() rather than a comprehension: a big ledger has tens of thousands of records
+    ledger = Ledger.from_encoded(list(map(bytes, d["ledger"])), _unrecord_raw)
     return host, ledger
 
 
