@@ -27,7 +27,8 @@ def find_container(host: Host, ref: str) -> Container:
     cid = host.names.get(ref.removeprefix("/"))
     if cid is not None:
         return host.containers[cid]
-    if looks_like_id_prefix(ref):
+    if looks_like_id_prefix(ref) and len(ref) < 64:
+        # a full id was looked up above; only a shorter one can be a prefix
         matches = [k for k in host.containers if k.startswith(ref)]
         if len(matches) == 1:
             return host.containers[matches[0]]
