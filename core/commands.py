@@ -130,6 +130,8 @@ class DockerHost:
         self._model: Host | None = None
         #: a recorded time for the next command's events (replay keeps recorded times).
         self.next_ts: int | None = None
+        #: the events the last command appended (empty for a no-op or a refusal).
+        self.last_events: list[Envelope] = []
 
     # -- the write model -----------------------------------------------------
 
@@ -186,8 +188,12 @@ class DockerHost:
                 records = [NewEvent(e.TAG, e.to_data(), e.subjects(), ts) for e in events]
                 envs = tx.append(records, session=self.session, cmd=Command(name, dict(args)))
                 self._fold_own(host, tx, envs)
+                self.last_events = envs
+            else:
+                self.last_events = []
             return result
 
+        self.last_events = []
         result = self.log.write(run)
         self.next_ts = None
         return result

@@ -15,6 +15,7 @@ of the same records for commands, tests and scripts (`to_record` /
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -35,7 +36,7 @@ class Event:
     VERSION: ClassVar[int] = 1
 
     def to_data(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {name: getattr(self, name) for name in _field_names(type(self))}
         if self.VERSION > 1:
             data["_v"] = self.VERSION
         return data
@@ -43,6 +44,12 @@ class Event:
     def subjects(self) -> tuple[str, ...]:
         """The ids this event is indexed under (see `subject`)."""
         return ()
+
+
+@functools.cache
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    # dataclasses.fields() builds a tuple per call; every recorded event asks.
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def subject(kind: str, ident: str) -> str:
