@@ -71,6 +71,32 @@ class Image:
         return self.chain_ids[-1] if self.chain_ids else None
 
 
+class Stored:
+    """Bytes a snapshot left in the blob store, read when first needed.
+
+    They are read through the host's current blob reader (``source``), which a
+    write model points at each new transaction.
+    """
+
+    __slots__ = ("digests", "source")
+
+    def __init__(self, digests: tuple[bytes, ...], source: LayerCache) -> None:
+        self.digests, self.source = digests, source
+
+    def load(self) -> bytes:
+        return self.source.read(self.digests)
+
+
+#: A tree as held: decoded, encoded, or encoded in the blob store.
+LazyTree = Tree | bytes | Stored
+
+
+def _tree(value: LazyTree) -> Tree:
+    if isinstance(value, dict):
+        return value
+    return decode_tree(value if isinstance(value, bytes) else value.load())
+
+
 @dataclasses.dataclass(slots=True)
 class Container:
     id: str
@@ -89,7 +115,7 @@ class Container:
     restart_count: int = 0
     #: the writable layer (overlay2's upper dir): may hold whiteouts and opaque dirs.
     #: Kept encoded until first use when the container comes from a snapshot.
-    _rw: Tree | bytes = dataclasses.field(default_factory=dict)
+    _rw: LazyTree = dataclasses.field(default_factory=dict)
     #: tmpfs contents by mount target (encoded, like ``_rw``, until used).
     _tmpfs: dict[str, Tree] | bytes = dataclasses.field(default_factory=dict)
     #: bytes copied up from lower layers, by path, since the writable layer was made.
@@ -100,9 +126,11 @@ class Container:
 
     @property
     def rw(self) -> Tree:
-        if isinstance(self._rw, bytes):
-            self._rw = decode_tree(self._rw)
-        return self._rw
+        rw = self._rw
+        if isinstance(rw, dict):
+            return rw
+        self._rw = tree = _tree(rw)
+        return tree
 
     @rw.setter
     def rw(self, tree: Tree) -> None:
@@ -123,7 +151,14 @@ class Container:
         """The mount a path falls under: the longest matching target wins."""
         best: Mount | None = None
         for m in self.mounts:
-            if fs.is_below(path, m.target) and (best is None or len(m.target) > len(best.target)):
+            # fs.is_below without building target + "/" (a target is never "/"): hot
+            t = m.target
+            n = len(t)
+            if (
+                path.startswith(t)
+                and (len(path) == n or path[n] == "/")
+                and (best is None or n > len(best.target))
+            ):
                 best = m
         return best
 
@@ -137,15 +172,17 @@ class Volume:
     options: dict[str, str]
     created: int
     #: the volume's ``_data``, keyed by path relative to it (encoded until first use).
-    _files: Tree | bytes = dataclasses.field(default_factory=dict)
+    _files: LazyTree = dataclasses.field(default_factory=dict)
     #: containers (not removed) that reference it, in the order they were created.
     refs: dict[str, None] = dataclasses.field(default_factory=dict)
 
     @property
     def files(self) -> Tree:
-        if isinstance(self._files, bytes):
-            self._files = decode_tree(self._files)
-        return self._files
+        files = self._files
+        if isinstance(files, dict):
+            return files
+        self._files = tree = _tree(files)
+        return tree
 
     @property
     def mountpoint(self) -> str:
@@ -194,6 +231,10 @@ class LayerCache:
         """Read blobs through another handle (a new write transaction) from now on."""
         self._read = read_blobs
 
+    def read(self, digests: Sequence[bytes]) -> bytes:
+        """The content of these blob digests, through the current reader."""
+        return self._read(digests)
+
     def table(self, layer: Layer) -> list[tuple[str, Entry]]:
         table = self._tables.get(layer.chain_id)
         if table is None:
@@ -239,10 +280,14 @@ def rw_lookup(rw: Tree, lower: Tree, path: str) -> Entry | None:
     entry = rw.get(path)
     if entry is not None:
         return None if entry.kind == WHITEOUT else entry
-    for anc in fs.ancestors(path):
-        a = rw.get(anc)
-        if a is not None and (a.kind != DIR or a.opaque):
-            return None  # a whiteout, a file over the dir, or an opaque dir hides lower
+    if rw:
+        # the ancestors of a normalised path, nearest first, without posixpath (hot)
+        i = path.rfind("/")
+        while i > 0:
+            a = rw.get(path[:i])
+            if a is not None and (a.kind != DIR or a.opaque):
+                return None  # a whiteout, a file over the dir, or an opaque dir hides lower
+            i = path.rfind("/", 0, i)
     return lower.get(path)
 
 
@@ -266,12 +311,61 @@ class Host:
         self.images: dict[str, Image] = {}
         self.tags: dict[str, str] = {}
         self.containers: dict[str, Container] = {}
-        self.removed: dict[str, Container] = {}
+        self._removed: dict[str, Container] = {}
+        #: removed containers a snapshot left encoded (chunks), their ids, and their decoder:
+        #: a long history holds thousands, and most questions never look at them.
+        self._removed_encoded: list[bytes | Stored] = []
+        self._removed_ids: dict[str, None] | bytes | Stored = {}  # ordered: re-encodes the same
+        self._removed_decoder: Callable[[bytes], list[Container]] | None = None
+        self._removed_ids_decoder: Callable[[bytes], list[str]] | None = None
         self.names: dict[str, str] = {}
         self.volumes: dict[str, Volume] = {}
         self.host_files: Tree = {}
         self.settings: dict[str, str] = {}
         self.layer_cache = LayerCache(read_blobs)
+
+    @property
+    def removed(self) -> dict[str, Container]:
+        """Removed containers by id, in the order they went (decoded on first use)."""
+        if self._removed_encoded:
+            assert self._removed_decoder is not None
+            decode = self._removed_decoder
+            loaded = {
+                c.id: c
+                for raw in self._removed_encoded
+                for c in decode(raw if isinstance(raw, bytes) else raw.load())
+            }
+            loaded.update(self._removed)
+            self._removed, self._removed_encoded, self._removed_ids = loaded, [], {}
+        return self._removed
+
+    @removed.setter
+    def removed(self, containers: dict[str, Container]) -> None:
+        self._removed, self._removed_encoded, self._removed_ids = containers, [], {}
+
+    def removed_lazily(
+        self,
+        encoded: list[bytes | Stored],
+        ids: bytes | Stored,
+        decode: Callable[[bytes], list[Container]],
+        decode_ids: Callable[[bytes], list[str]],
+    ) -> None:
+        """Removed containers still encoded: chunks of containers and the list of their ids."""
+        self._removed, self._removed_encoded = {}, list(encoded)
+        self._removed_ids, self._removed_decoder = ids, decode
+        self._removed_ids_decoder = decode_ids
+
+    def removed_ids(self) -> dict[str, None]:
+        """The ids of the removed containers still encoded (decoded on first use)."""
+        ids = self._removed_ids
+        if not isinstance(ids, dict):
+            assert self._removed_ids_decoder is not None
+            raw = ids if isinstance(ids, bytes) else ids.load()
+            self._removed_ids = ids = dict.fromkeys(self._removed_ids_decoder(raw))
+        return ids
+
+    def was_removed(self, container_id: str) -> bool:
+        return container_id in self._removed or container_id in self.removed_ids()
 
     # -- reading -------------------------------------------------------------
 
@@ -320,13 +414,26 @@ class Host:
         self.seq = env.seq
         self.ts = env.ts
 
-    def apply_all(self, envs: Iterable[Envelope]) -> None:
+    def apply_all(
+        self, envs: Iterable[Envelope], watch: Mapping[str, Watcher] | None = None
+    ) -> None:
+        """Fold events in order; ``watch[type]`` is shown each such event before it is folded."""
         handlers, last = _HANDLERS, None
-        for env in envs:
-            handler = handlers.get(env.type)
-            if handler is not None:
-                handler(self, env.seq, env.ts, env.data)
-            last = env
+        if watch:
+            for env in envs:
+                seen = watch.get(env.type)
+                if seen is not None:
+                    seen(self, env.seq, env.ts, env.type, env.data)
+                handler = handlers.get(env.type)
+                if handler is not None:
+                    handler(self, env.seq, env.ts, env.data)
+                last = env
+        else:
+            for env in envs:
+                handler = handlers.get(env.type)
+                if handler is not None:
+                    handler(self, env.seq, env.ts, env.data)
+                last = env
         if last is not None:
             self.seq, self.ts = last.seq, last.ts
 
@@ -340,6 +447,8 @@ class Host:
 # -- handlers -----------------------------------------------------------------------
 
 Handler = Callable[[Host, int, int, Mapping[str, Any]], None]
+#: Sees an event (seq, ts, type, data) before it is folded, the host as it was before.
+Watcher = Callable[[Host, int, int, str, Mapping[str, Any]], None]
 _HANDLERS: dict[str, Handler] = {}
 
 
@@ -429,7 +538,7 @@ def _image_removed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
 @_on("ContainerCreated")
 def _container_created(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
     cid = d["container"]
-    if cid in host.containers or cid in host.removed:
+    if cid in host.containers or host.was_removed(cid):
         raise InconsistentLogError(seq, f"container {cid[:12]} created twice")
     if d["image_id"] not in host.images:
         raise InconsistentLogError(seq, f"container {cid[:12]} of missing image")
@@ -529,7 +638,7 @@ def _removed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
         del host.names[c.name]
     c.removed_at = ts
     del host.containers[cid]
-    host.removed[cid] = c
+    host._removed[cid] = c  # without decoding those a snapshot left encoded
 
 
 # -- files ----------------------------------------------------------------------
@@ -547,7 +656,9 @@ def _make_parents(tree: Tree, path: str, seq: int, ts: int, stop: str = "/") -> 
 
 def _rw_parents(rw: Tree, lower: Tree, path: str, seq: int, ts: int) -> None:
     """Make the directories above ``path`` exist in the container's root filesystem."""
-    for anc in fs.ancestors(path):
+    i = path.rfind("/")
+    while i > 0:  # the ancestors, nearest first (see rw_lookup)
+        anc = path[:i]
         here = rw.get(anc)
         if here is not None and here.kind == DIR:
             break
@@ -555,6 +666,7 @@ def _rw_parents(rw: Tree, lower: Tree, path: str, seq: int, ts: int) -> None:
             break
         # missing, or whited out: a dir re-created over a whiteout is opaque.
         rw[anc] = fs.dir_entry(seq, ts, opaque=here is not None)
+        i = path.rfind("/", 0, i)
 
 
 def _copy_up(c: Container, lower: Tree, path: str) -> Entry | None:
@@ -625,17 +737,111 @@ def rw_visible_in_lower(rw: Tree, lower: Tree, path: str) -> bool:
     return True
 
 
+def _file_in_place(host: Host, d: Mapping[str, Any]) -> tuple[Tree, str, Entry] | None:
+    """The tree, key and entry of the file an event's path already names, if it does.
+
+    A rewrite of (or an append to) a file that is already in the writable
+    layer, or in the mount's tree, needs no copy-up and no parents: the
+    commonest file event of a busy host, so it skips `_Target`.
+    """
+    c = host.containers.get(d["container"])
+    if c is None:
+        return None
+    path = d["path"]
+    m = c.mount_for(path) if c.mounts else None
+    tree: Tree | None
+    if m is None:
+        tree, key = c.rw, path
+    elif m.type == VOLUME:
+        vol = host.volumes.get(m.source)
+        tree, key = (vol.files if vol is not None else None), fs.relative(path, m.target)
+    elif m.type == BIND:
+        tree, key = host.host_files, fs.join(m.source, fs.relative(path, m.target))
+    else:
+        tree, key = c.tmpfs.get(m.target), fs.relative(path, m.target)
+    old = tree.get(key) if tree is not None else None
+    if old is None or old.kind != FILE:
+        return None
+    assert tree is not None
+    return tree, key, old
+
+
+def _rootfs_file(host: Host, d: Mapping[str, Any]) -> tuple[Container, Tree, Entry | None] | None:
+    """For an event on a path outside every mount: its container, the writable layer and
+    the path's entry there; None for a path under a mount (or an unknown container)."""
+    c = host.containers.get(d["container"])
+    if c is None or (c.mounts and c.mount_for(d["path"]) is not None):
+        return None
+    rw = c.rw
+    return c, rw, rw.get(d["path"])
+
+
 @_on("FileWritten")
 def _file_written(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    entry = Entry(FILE, d.get("mode", 0o644), d["size"], tuple(d["chunks"]), seq, ts)
+    root = _rootfs_file(host, d)
+    if root is not None:
+        c, rw, old = root
+        path = d["path"]
+        if old is not None and old.kind == FILE:
+            rw[path] = entry  # rewritten: already copied up, its parents are there
+            return
+        if old is None:
+            lower = host.lower(c)
+            shown = rw_lookup(rw, lower, path)
+            if shown is None or shown.kind != DIR:
+                # what `_Target` does, in one pass: count the copy-up of a lower file,
+                # make the parents, put the file (over a lower file or symlink)
+                if shown is not None and shown.kind == FILE:
+                    c.copy_ups[path] = shown.size
+                    rw[path] = shown  # keeps `_Target`'s insertion order
+                _rw_parents(rw, lower, path, seq, ts)
+                rw[path] = entry
+                return
+    else:
+        here = _file_in_place(host, d)
+        if here is not None:
+            here[0][here[1]] = entry
+            return
     t = _Target(host, seq, d["container"], d["path"])
     if t.lower is not None:
         t.current()  # counts the copy-up of a lower file being overwritten
     t.parents(seq, ts)
-    t.put(Entry(FILE, d.get("mode", 0o644), d["size"], tuple(d["chunks"]), seq, ts))
+    t.put(entry)
 
 
 @_on("FileAppended")
 def _file_appended(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
+    root = _rootfs_file(host, d)
+    if root is not None:
+        c, rw, old = root
+        path = d["path"]
+        if old is None:
+            lower = host.lower(c)
+            shown = rw_lookup(rw, lower, path)
+            if shown is not None and shown.kind == FILE:
+                c.copy_ups[path] = shown.size  # appending to a lower file copies it up
+                old = shown
+            elif shown is None:
+                _rw_parents(rw, lower, path, seq, ts)
+                rw[path] = Entry(FILE, 0o644, d["size"], tuple(d["chunks"]), seq, ts)
+                return
+        if old is not None and old.kind == FILE:
+            rw[path] = old._replace(
+                size=old.size + d["size"], chunks=old.chunks + tuple(d["chunks"]), seq=seq, mtime=ts
+            )
+            return
+    else:
+        here = _file_in_place(host, d)
+        if here is not None:
+            tree, key, old = here
+            tree[key] = old._replace(
+                size=old.size + d["size"],
+                chunks=old.chunks + tuple(d["chunks"]),
+                seq=seq,
+                mtime=ts,
+            )
+            return
     t = _Target(host, seq, d["container"], d["path"])
     old = t.current()
     if old is None or old.kind != FILE:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from dockstate.core import fs
 from dockstate.core.errors import FileSystemError, NoSuchContainerError
-from dockstate.core.fs import Entry
+from dockstate.core.fs import SYMLINK, Entry
 from dockstate.core.names import looks_like_id_prefix
 from dockstate.core.refs import find_container, find_image, find_volume
 from dockstate.core.state import Container, Host, Image, Volume
@@ -93,6 +93,17 @@ class Reader:
         return e, views.where(host, c, p)
 
     def cat(self, ref: str, path: str, at: int | None = None) -> bytes:
+        if at is not None and at not in self._states:
+            # a past file of one container: fold only what can change it, if that is enough
+            p = fs.normalize(path)
+            scoped = self.projector.scoped_at(at, ref, p)
+            if scoped is not None:
+                host, c = scoped
+                if c is None:
+                    raise NoSuchContainerError(ref)
+                entry = host.lookup(c, p)
+                if entry is None or entry.kind != SYMLINK:  # a link may lead out of the scope
+                    return views.read_file(host, c, p, self.read_blobs)
         host = self.host(at)
         return views.read_file(host, find_container(host, ref), path, self.read_blobs)
 

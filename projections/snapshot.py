@@ -21,6 +21,9 @@ from dockstate.core.state import (
     Host,
     Image,
     Layer,
+    LayerCache,
+    LazyTree,
+    Stored,
     Volume,
     decode_tree,
     encode_tree,
@@ -29,7 +32,11 @@ from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
 
 #: Bump when the encoding or the fold changes: old snapshots are then ignored.
 #: 2: tmpfs trees are encoded one by one (version 1 wrote maps that could not be read back).
-VERSION: Final = 2
+#: 4: the ledger in segments (see `encode_segment`); bulky parts in the blob store,
+#: removed containers decoded when used (3 was a development format).
+VERSION: Final = 4
+#: The snapshots db name of ledger segments (the host's is `asof.NAME`).
+LEDGER: Final = "ledger"
 
 
 def _pack(value: Any) -> bytes:
@@ -41,8 +48,35 @@ def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, use_list=False, strict_map_key=False)
 
 
-def _container(c: Container) -> list[Any]:
-    rw = c._rw if isinstance(c._rw, bytes) else encode_tree(c._rw)
+#: Stores bytes in the log's blob store, returning their chunk digests (``WriteTxn.put_blob``).
+BlobWriter = Callable[[bytes], list[bytes]]
+#: Parts at least this big go to the blob store when a snapshot is written with one.
+STORE_OVER: Final = 512
+#: Removed containers are encoded in chunks of this many, oldest first: all but the
+#: last chunk are the same bytes from one snapshot to the next, so stored once.
+REMOVED_CHUNK: Final = 256
+
+
+def _bulky(value: bytes | Stored, store: BlobWriter | None) -> bytes | list[bytes]:
+    """A bulky part as a snapshot field: inline bytes, or the digests of a blob."""
+    if isinstance(value, Stored):
+        # not read since it was loaded: the same blob again
+        return list(value.digests) if store is not None else value.load()
+    if store is None or len(value) < STORE_OVER:
+        return value
+    return store(value)
+
+
+def _tree_field(value: LazyTree, store: BlobWriter | None) -> bytes | list[bytes]:
+    return _bulky(value if isinstance(value, bytes | Stored) else encode_tree(value), store)
+
+
+def _lazy(field: bytes | Sequence[bytes], source: LayerCache) -> bytes | Stored:
+    return field if isinstance(field, bytes) else Stored(tuple(field), source)
+
+
+def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
+    rw = _tree_field(c._rw, store)
     # each tmpfs tree encoded on its own, as `Container.tmpfs` decodes it
     tmpfs = (
         c._tmpfs
@@ -72,7 +106,7 @@ def _container(c: Container) -> list[Any]:
     ]
 
 
-def _uncontainer(row: Sequence[Any]) -> Container:
+def _uncontainer(row: Sequence[Any], source: LayerCache) -> Container:
     return Container(
         row[0],
         row[1],
@@ -88,7 +122,7 @@ def _uncontainer(row: Sequence[Any]) -> Container:
         row[11],
         row[12],
         row[13],
-        bytes(row[14]),
+        _lazy(row[14], source),
         bytes(row[15]),
         dict(row[16]),
         row[17],
@@ -126,8 +160,25 @@ def _unrecord(row: Sequence[Any]) -> LossRecord:
     )
 
 
-def encode(host: Host, ledger: Ledger) -> bytes:
-    """The state as snapshot bytes."""
+def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes:
+    """The state as snapshot bytes.
+
+    With ``store`` (a write transaction's ``put_blob``), the bulky parts (writable
+    layers, volume contents, removed containers) go to the log's blob store and
+    the snapshot keeps their digests: a part unchanged since the last snapshot
+    is stored once, and loading a snapshot reads only the parts it uses.
+    """
+    removed = [_bulky(raw, store) for raw in host._removed_encoded]
+    rows = [_container(c, store) for c in host._removed.values()]
+    for i in range(0, len(rows), REMOVED_CHUNK):
+        removed.append(_bulky(_pack(rows[i : i + REMOVED_CHUNK]), store))
+    ids = host._removed_ids
+    if isinstance(ids, dict):
+        ids_field = _bulky(_pack([*ids, *host._removed]), store)
+    elif host._removed:
+        ids_field = _bulky(_pack([*host.removed_ids(), *host._removed]), store)
+    else:
+        ids_field = _bulky(ids, store)  # unchanged since it was loaded
     return _pack(
         {
             "seq": host.seq,
@@ -161,8 +212,10 @@ def encode(host: Host, ledger: Ledger) -> bytes:
                 for i in host.images.values()
             ],
             "tags": host.tags,
-            "containers": [_container(c) for c in host.containers.values()],
-            "removed": [_container(c) for c in host.removed.values()],
+            "containers": [_container(c, store) for c in host.containers.values()],
+            # chunks a snapshot left encoded pass through; then those removed since
+            "removed": removed,
+            "removed_ids": ids_field,
             "volumes": [
                 [
                     v.name,
@@ -171,16 +224,42 @@ def encode(host: Host, ledger: Ledger) -> bytes:
                     v.labels,
                     v.options,
                     v.created,
-                    v._files if isinstance(v._files, bytes) else encode_tree(v._files),
+                    _tree_field(v._files, store),
                     list(v.refs),
                 ]
                 for v in host.volumes.values()
             ],
             "host_files": encode_tree(host.host_files),
             "settings": host.settings,
-            "ledger": ledger.encoded_records(_record),
+            # records up to the base are in ledger segments; those after it (all of
+            # them for a ledger never segmented) are kept here
+            "ledger_base": ledger.base,
+            "ledger": ledger.own_encoded(_record, decode=_unrecord_raw),
         }
     )
+
+
+def encode_segment(ledger: Ledger) -> bytes:
+    """The ledger's records after its base, and the base: one link of the segment chain.
+
+    A snapshot at seq S is written with the segment at S, holding the records
+    of (base, S]; the ledger is then rebased on S. Reading the records back
+    walks the chain from S down to 0, so a snapshot stays the size of the
+    host however long the history of losses grows.
+    """
+    return _pack(
+        {"prev": ledger.base, "records": ledger.own_encoded(_record, decode=_unrecord_raw)}
+    )
+
+
+def decode_segment(raw: bytes) -> tuple[int, list[bytes]]:
+    """The previous segment's seq and the encoded records of a segment."""
+    d = _unpack(raw)
+    return int(d["prev"]), list(map(bytes, d["records"]))
+
+
+def decode_record(raw: bytes) -> LossRecord:
+    return _unrecord(_unpack(raw))
 
 
 def decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
@@ -219,8 +298,14 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
         for row in d["images"]
     }
     host.tags = dict(d["tags"])
-    host.containers = {row[0]: _uncontainer(row) for row in d["containers"]}
-    host.removed = {row[0]: _uncontainer(row) for row in d["removed"]}
+    source = host.layer_cache
+    host.containers = {row[0]: _uncontainer(row, source) for row in d["containers"]}
+    host.removed_lazily(
+        [_lazy(r, source) for r in d["removed"]],
+        _lazy(d["removed_ids"], source),
+        lambda raw: [_uncontainer(row, source) for row in _unpack(raw)],
+        lambda raw: list(_unpack(raw)),
+    )
     host.names = {c.name: c.id for c in host.containers.values()}
     host.volumes = {
         row[0]: Volume(
@@ -230,7 +315,7 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
             dict(row[3]),
             dict(row[4]),
             row[5],
-            bytes(row[6]),
+            _lazy(row[6], source),
             dict.fromkeys(row[7]),
         )
         for row in d["volumes"]
@@ -238,7 +323,9 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     host.host_files = decode_tree(d["host_files"])
     host.settings = dict(d["settings"])
     # map() rather than a comprehension: a big ledger has tens of thousands of records
-    ledger = Ledger.from_encoded(list(map(bytes, d["ledger"])), _unrecord_raw)
+    ledger = Ledger.from_encoded(
+        list(map(bytes, d["ledger"])), _unrecord_raw, base=d["ledger_base"]
+    )
     return host, ledger
 
 

@@ -216,6 +216,8 @@ other_ops = st.one_of(
 lifecycle_ops = st.builds(Op, verb=st.sampled_from((*VERBS, "purge")), name=names)
 #: File operations are drawn three times as often as the rest.
 ops = st.one_of(file_ops, file_ops, file_ops, lifecycle_ops, other_ops)
+#: Mostly file operations: containers live long and share their volumes' files.
+file_heavy_ops = st.one_of(*[file_ops] * 8, lifecycle_ops, other_ops)
 #: Sequences start with one or two containers (the first running) for the operations to meet.
 op_sequences = st.tuples(
     creates(st.just("c1")).map(lambda op: dataclasses.replace(op, start=True)),
@@ -235,7 +237,11 @@ def existing_paths(docker: DockerHost, name: str) -> list[str]:
 
 
 def play(
-    data: st.DataObject, docker: DockerHost, steps: int, step: Callable[[Op], bool] | None = None
+    data: st.DataObject,
+    docker: DockerHost,
+    steps: int,
+    step: Callable[[Op], bool] | None = None,
+    mix: st.SearchStrategy[Op] | None = None,
 ) -> list[Op]:
     """Draw and run ``steps`` operations one at a time; return the accepted ones.
 
@@ -257,7 +263,7 @@ def play(
         if run(op):
             accepted.append(op)
     for _ in range(steps):
-        op = data.draw(ops, label="op")
+        op = data.draw(ops if mix is None else mix, label="op")
         if op.verb in ("delete", "recreate", "rename", "chmod"):
             here = existing_paths(docker, op.name)
             if here and data.draw(st.integers(0, 3), label="existing") > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,6 @@ def test_state_at_through_a_snapshot_equals_folding_the_prefix(every, data):
     full.host.hash = hash_at(log, k) if k else GENESIS_HASH
     assert via.seq == k
     assert canonical(via) == canonical(full)
-    assert snapshot.encode(via.host, via.ledger) == snapshot.encode(full.host, full.ledger)
 
 
 def _busy(docker: DockerHost) -> None:
@@ -175,6 +175,53 @@ def test_a_snapshot_on_demand_is_written_at_the_seq_asked(docker_on):
     assert projector.snapshot() == log.head().seq
     assert projector.snapshot(0) == 0
     assert log.snapshot_seqs(NAME, snapshot.VERSION) == [13, log.head().seq]
-    snap = log.get_snapshot(NAME, snapshot.VERSION, 13)
-    host, ledger = snapshot.decode(snap.data, log.read_blobs)
-    assert canonical(State(host, ledger)) == canonical(_full(log, 13))
+    assert log.snapshot_seqs(snapshot.LEDGER, snapshot.VERSION) == [13, log.head().seq]
+    assert canonical(Projector(log).load(13)) == canonical(_full(log, 13))
+
+
+def test_a_snapshot_holds_only_the_loss_records_since_the_previous_one(docker):
+    """The ledger is written in segments: (prev, S] with each snapshot S, chained down to 0."""
+    _busy(docker)
+    log = docker.log
+    Projector(log, every=10).state_at()
+    full = _full(log, log.head().seq).ledger.records
+    prev = 0
+    for seq in log.snapshot_seqs(NAME, snapshot.VERSION):
+        host_snap = log.get_snapshot(NAME, snapshot.VERSION, seq)
+        _, ledger = snapshot.decode(host_snap.data, log.read_blobs)
+        assert (ledger.base, ledger._own) == (seq, [])
+        back, records = snapshot.decode_segment(
+            log.get_snapshot(snapshot.LEDGER, snapshot.VERSION, seq).data
+        )
+        assert back == prev
+        assert [snapshot.decode_record(r) for r in records] == [
+            r for r in full if prev < r.seq <= seq
+        ]
+        prev = seq
+        with pytest.raises(LookupError, match="ledger segments"):
+            _ = ledger.records  # without the Projector, the earlier segments are not read
+
+
+def test_a_lost_ledger_segment_costs_a_fold_not_the_records(docker):
+    """A damaged or missing segment is rebuilt by folding the log: the records are all there."""
+    _busy(docker)
+    log = docker.log
+    Projector(log, every=10).state_at()
+    log.put_snapshot(snapshot.LEDGER, snapshot.VERSION, 20, b"\xc1 damaged")
+    state = Projector(log, every=10).state_at(35)
+    assert state.ledger.base == 30
+    assert canonical(state) == canonical(_full(log, 35))
+
+
+def test_removed_containers_stay_encoded_until_asked_for(docker):
+    """A state loaded from a snapshot decodes its removed containers only when they are used."""
+    _busy(docker)
+    log = docker.log
+    Projector(log, every=0).snapshot()  # at the head, after db's removal
+    host = Projector(log, every=0).state_at().host
+    assert host._removed_encoded
+    (db,) = host.removed_ids()
+    assert host.was_removed(db)
+    assert host._removed_encoded  # knowing the ids decodes no container
+    assert [c.name for c in host.removed.values()] == ["db"]
+    assert not host._removed_encoded

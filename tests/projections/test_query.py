@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dockstate.core.commands import DockerHost
-from dockstate.core.errors import FileSystemError, NoSuchContainerError, NoSuchVolumeError
+from dockstate.core.errors import (
+    DockstateError,
+    FileSystemError,
+    NoSuchContainerError,
+    NoSuchVolumeError,
+)
 from dockstate.core.fs import DIR, FILE
+from dockstate.core.refs import find_container
+from dockstate.projections import views
+from dockstate.projections.asof import Projector
 from dockstate.projections.query import Reader
+from tests.projections.helpers import PATHS, file_heavy_ops, fold_prefix, new_host, play
 
 
 @pytest.fixture
@@ -144,3 +155,59 @@ def test_a_reader_folds_each_seq_once(docker, story):
     r = Reader(docker.log)
     assert r.state(story["v2"]) is r.state(story["v2"])
     assert r.state() is r.state(docker.log.head().seq)
+
+
+def _answer(fn):
+    try:
+        return fn()
+    except DockstateError as exc:
+        return (type(exc).__name__, str(exc))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(every=st.integers(5, 20), data=st.data())
+def test_cat_at_a_past_seq_answers_as_the_full_state_does(every, data):
+    """cat as of k (folding only the container's and its volumes' events) equals the full state's."""
+    docker = new_host()
+    # two containers sharing a volume (so writes by one show in the other's view)
+    for name in ("c1", "c2"):
+        docker.create("app:1", name=name, volumes=["vol1:/data"], start=True)
+    play(data, docker, 25, mix=file_heavy_ops)
+    log = docker.log
+    Projector(log, every=every).state_at()
+    head = log.head().seq
+    for k in data.draw(st.lists(st.integers(1, head), min_size=3, max_size=3), label="k"):
+        full = fold_prefix(log, k).host
+        refs = [*full.containers, *full.removed, "f" * 64, *full.names, "nope"]
+        for ref in refs:
+            for path in PATHS:
+                got = _answer(
+                    lambda r=ref, p=path, k=k: Reader(log, snapshot_every=every).cat(r, p, at=k)
+                )
+                want = _answer(
+                    lambda r=ref, p=path, h=full: views.read_file(
+                        h, find_container(h, r), p, log.read_blobs
+                    )
+                )
+                assert got == want, (ref, path, k)
+
+
+def test_cat_at_a_past_seq_folds_only_the_container_and_its_volumes(docker):
+    """The scoped read reads the container's and its volumes' events, not the others'."""
+    docker.create("app:1", name="web", volumes=["vol1:/data"], start=True)
+    docker.create("app:1", name="other", start=True)
+    docker.write_file("web", "/data/a", b"a")
+    for i in range(20):
+        docker.write_file("other", f"/o{i}", b"o")
+    docker.write_file("web", "/data/a", b"b", append=True)
+    log = docker.log
+    Projector(log, every=5).state_at()
+    scoped = Projector(log, every=5).scoped_at(log.head().seq, "web", "/data/a")
+    assert scoped is not None
+    host, c = scoped
+    assert c is not None
+    assert views.read_file(host, c, "/data/a", log.read_blobs) == b"ab"
+    other = host.containers[host.names["other"]]
+    assert "/o19" not in other.rw  # the other container's events after the snapshot: not folded
+    # a bind path, a name the snapshot does not know: the caller folds everything
+    assert Projector(log).scoped_at(3, "web", "/data/a") is None
