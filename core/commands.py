@@ -942,6 +942,13 @@ def _lower_dir(host: Host, c: Container, path: str) -> bool:
 
 
 def _has_children(host: Host, c: Container, path: str) -> bool:
+    if any(m.target != path and fs.is_below(m.target, path) for m in c.mounts):
+        return True  # a mount point below it
+    m = c.mount_for(path)
+    if m is not None:
+        # inside a volume, bind or tmpfs: what the mount's tree holds below it
+        tree, key = host.mount_tree(c, m, path)
+        return any(p != key and fs.is_below(p, key) for p in tree)
     lower = host.lower(c)
     for p in (*c.rw, *lower):
         if p != path and fs.is_below(p, path) and host.lookup(c, p) is not None:

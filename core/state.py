@@ -720,7 +720,12 @@ class _Target:
 
     def delete(self, seq: int, ts: int) -> None:
         tree, key = self.tree, self.key
-        _drop_below(tree, key)
+        here = tree.get(key)
+        if here is None and self.lower is not None:
+            here = self.lower.get(key)
+        if here is None or here.kind == DIR:
+            # only a directory has entries below it (scanning a big volume for a file is slow)
+            _drop_below(tree, key)
         if self.lower is not None and rw_visible_in_lower(tree, self.lower, key):
             tree[key] = fs.whiteout(seq, ts)
         else:
@@ -887,11 +892,15 @@ def _file_renamed(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
     entry = src.current()
     if entry is None:
         raise InconsistentLogError(seq, f"rename of missing {d['path']}")
-    moved = {
-        fs.join(dst.key, key[len(src.key) :]): e
-        for key, e in src.tree.items()
-        if key != src.key and fs.is_below(key, src.key)
-    }
+    moved = (
+        {
+            fs.join(dst.key, key[len(src.key) :]): e
+            for key, e in src.tree.items()
+            if key != src.key and fs.is_below(key, src.key)
+        }
+        if entry.kind == DIR
+        else {}  # nothing is below a file
+    )
     src.delete(seq, ts)
     dst.parents(seq, ts)
     dst.put(entry._replace(seq=seq, mtime=ts))

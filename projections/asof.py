@@ -4,7 +4,12 @@
 events after it. While folding forward it leaves a snapshot behind every
 ``every`` events, so the next question about the same stretch of history is
 cheap. A snapshot is keyed by the projection's version: when the fold or its
-encoding changes, old snapshots are simply not found.
+encoding changes, old snapshots are simply not found. Each snapshot of the host
+comes with a segment of the ledger (the loss records since the previous one);
+the records before a loaded snapshot are read back from the chain of segments
+only when someone asks for them. Snapshots are a cache: one that cannot be
+read is passed over. ``scoped_at`` answers for one container's files with
+only the events that can change them.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """Snapshot codec: a `Host` and its `Ledger` as bytes, and back.
 
 Snapshots make ``state_at`` cheap: load the newest one at or below the
-target, fold the rest. Decoding must be quick even for a host of ten thousand
-containers, so the bulky parts (each writable layer, tmpfs, volume contents,
-loss records) stay encoded inside the snapshot and are decoded on first use.
+target, fold the rest. Loading must be quick even after a million events, so
+a snapshot holds little more than the rows of the host: the bulky parts (each
+writable layer, volume contents, removed containers) go to the log's blob
+store when it is written with one (``encode(..., store=)``), and everything
+bulky is decoded on first use; the loss records are in ledger segments
+(`encode_segment`), each holding the records since the previous snapshot.
 """
 
 from __future__ import annotations

@@ -288,6 +288,17 @@ def test_a_read_only_mount_refuses_writes_and_records_nothing(docker):
     assert _cat(docker, "reader", "/mnt/ro/x") == b"shared"
 
 
+def test_mv_onto_a_non_empty_dir_in_a_volume_is_refused(docker):
+    """rename(2) onto a directory that has entries fails (ENOTEMPTY), inside a volume too."""
+    docker.create("app:1", name="web", volumes=["vol1:/data"], start=True)
+    docker.write_file("web", "/data/a/x", b"x")
+    docker.write_file("web", "/data/b/y", b"y")
+    head = docker.log.head().seq
+    with pytest.raises(FileSystemError, match="Directory not empty"):
+        docker.rename("web", "/data/a", "/data/b")
+    assert docker.log.head().seq == head
+
+
 def test_a_read_only_bind_refuses_writes(docker):
     """--mount type=bind,readonly: the host path can be read but not written through it."""
     docker.host_write("/etc-host/conf", b"c")
