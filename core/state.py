@@ -194,7 +194,8 @@ class Volume:
 
 def encode_table(entries: Iterable[tuple[str, Entry]]) -> bytes:
     """A layer's entries as stored in the blob store (msgpack list of [path, *entry])."""
-    return msgpack.packb([[path, *entry] for path, entry in entries], use_bin_type=True)
+    raw: bytes = msgpack.packb([[path, *entry] for path, entry in entries], use_bin_type=True)
+    return raw
 
 
 def decode_table(raw: bytes) -> list[tuple[str, Entry]]:
@@ -204,7 +205,8 @@ def decode_table(raw: bytes) -> list[tuple[str, Entry]]:
 
 def encode_tree(tree: Tree) -> bytes:
     """A tree as snapshot bytes: a msgpack map of path -> entry array."""
-    return msgpack.packb(tree, use_bin_type=True)
+    raw: bytes = msgpack.packb(tree, use_bin_type=True)
+    return raw
 
 
 def decode_tree(raw: bytes) -> Tree:

@@ -76,7 +76,8 @@ def events(ctx: Context) -> int:
     """``docker events``: with ``--until`` print and exit, without it follow until interrupted."""
     a = ctx.args
     filters = _filters(a.filter)
-    since = ctx.since_arg(a.since) if a.since else ctx.log.head().seq + 1
+    given = ctx.since_arg(a.since) if a.since else None
+    since = given if given is not None else ctx.log.head().seq + 1
     until = ctx.time_arg(a.until) if a.until else None
     at = ctx.at()
     if at is not None:  # as of a past moment: nothing after it, and nothing to follow
