@@ -80,6 +80,9 @@ class Projector:
         self.log = log
         self.every = every
         self.version = version
+        #: when a read of the head folded at least this many events past the newest
+        #: snapshot, leave a snapshot at the head for the next read (0: never).
+        self.head_snapshot_after = 0
 
     def _read_blobs(self, digests: Sequence[bytes]) -> bytes:
         return self.log.read_blobs(digests)
@@ -142,10 +145,20 @@ class Projector:
         target = head.seq if seq is None else max(0, min(seq, head.seq))
         with _gc_paused():
             state = self.load(target)
+            newest = state.seq
             self.fold(state, target)
         # whichever way the state was reached (snapshot, tail, full fold), its
         # hash is the chain hash at its own seq, not the snapshot's
         state.host.hash = head.hash if target == head.seq else self._hash_at(target)
+        if self.every:
+            newest = max(newest, (target // self.every) * self.every)
+        if (
+            self.head_snapshot_after
+            and target == head.seq
+            and target - newest >= self.head_snapshot_after
+        ):
+            self._write(state, target)
+            log.debug("snapshot.written_at_head", seq=target)
         return state
 
     def scoped_at(self, seq: int, ref: str, path: str) -> tuple[Host, Container | None] | None:

@@ -20,6 +20,9 @@ from dockstate.projections.query import Reader
 from dockstate.tools.store import open_store
 from dockstate.tools.timeref import is_seq, parse_time
 
+#: events a read may fold past the newest snapshot before it leaves one at the head.
+HEAD_SNAPSHOT_AFTER = 1_000
+
 #: meta key holding the session started with ``dockstate session start``.
 SESSION_META = "session"
 
@@ -69,7 +72,11 @@ class Context:
 
     @cached_property
     def reader(self) -> Reader:
-        return Reader(self.log)
+        reader = Reader(self.log)
+        # a CLI read at the head leaves a snapshot behind when it had to fold a long
+        # tail, so the next command answers from it instead of folding again
+        reader.projector.head_snapshot_after = HEAD_SNAPSHOT_AFTER
+        return reader
 
     def now(self) -> int:
         return time.time_ns()

@@ -225,3 +225,33 @@ def test_removed_containers_stay_encoded_until_asked_for(docker):
     assert host._removed_encoded  # knowing the ids decodes no container
     assert [c.name for c in host.removed.values()] == ["db"]
     assert not host._removed_encoded
+
+
+def test_a_read_of_the_head_past_a_long_tail_leaves_a_snapshot_there(docker_on):
+    """With head_snapshot_after set, the next read of the head starts from a snapshot at it."""
+    _busy(docker_on)
+    log = docker_on.log
+    head = log.head().seq
+    quiet = Projector(log, every=1000)
+    quiet.state_at()
+    assert log.get_snapshot(NAME, snapshot.VERSION, head) is None
+
+    eager = Projector(log, every=1000)
+    eager.head_snapshot_after = 5
+    state = eager.state_at()
+    snap = log.get_snapshot(NAME, snapshot.VERSION, head)
+    assert snap is not None
+    assert snap.seq == head
+    again = Projector(log, every=1000).state_at()
+    assert canonical(again) == canonical(state)
+    assert canonical(again) == canonical(Projector(log, every=0).state_at())
+
+
+def test_a_short_tail_leaves_no_snapshot_at_the_head(docker_on):
+    """A tail shorter than head_snapshot_after is folded each time, not snapshotted."""
+    _busy(docker_on)
+    log = docker_on.log
+    eager = Projector(log, every=1000)
+    eager.head_snapshot_after = log.head().seq + 1
+    eager.state_at()
+    assert log.get_snapshot(NAME, snapshot.VERSION, log.head().seq) is None
