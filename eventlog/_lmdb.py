@@ -36,7 +36,6 @@ from dockstate.eventlog.envelope import (
     Command,
     Envelope,
     NewEvent,
-    chain_hash,
     decode,
     encode,
 )
@@ -180,6 +179,9 @@ class LmdbWriteTxn:
         rows: list[tuple[bytes, bytes]] = []
         times: list[tuple[bytes, bytes]] = []
         subjects: list[tuple[bytes, bytes]] = []
+        # The loop runs once per event of every write: names are bound locally, and
+        # chain_hash() and subject_key() are spelled out (same bytes).
+        pack_u64, sha256 = _U64.pack, hashlib.sha256
         for index, event in enumerate(events):
             seq += 1
             wanted = now if event.ts is None else event.ts
@@ -196,12 +198,15 @@ class LmdbWriteTxn:
                 tuple(event.subjects),
             )
             raw = encode(env)
-            h = chain_hash(h, raw)
-            key = _U64.pack(seq)
+            h = sha256(h + raw).digest()
+            key = pack_u64(seq)
             rows.append((key, raw))
-            times.append((_U64.pack(last_ts), key))
+            times.append((pack_u64(last_ts), key))
             for s in env.subjects:
-                subjects.append((subject_key(s), key))
+                skey = s.encode()
+                if not skey or len(skey) > 400:
+                    skey = subject_key(s)  # refuses an empty subject, hashes a long one
+                subjects.append((skey, key))
             stored.append(env)
         # Commands append one event or a few: a plain put is cheaper than a
         # cursor and putmulti for one row, and stores the same.
