@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,31 +27,10 @@ import pytest
 from dockstate.eventlog import LmdbEventLog
 from dockstate.eventlog.envelope import Envelope
 from dockstate.tools.cli import main
+from tests.tools._cli import APP_FILES, DOCKERFILE, Result
 
-#: The test image: a COPY layer, a RUN layer, and an image VOLUME (so containers get an
-#: anonymous volume at /data).
-DOCKERFILE = """\
-FROM scratch
-COPY files/ /app/
-RUN mkdir -p /data /etc && echo "seed" > /data/seed.txt && echo "conf" > /etc/app.conf
-VOLUME /data
-CMD ["/app/run"]
-"""
-
-#: What ``COPY files/ /app/`` puts in the image.
-APP_FILES = {"hello.txt": "hello\n", "sub/deep.txt": "deep\n"}
-
-
-@dataclass(frozen=True)
-class Run:
-    """What one ``dockstate`` invocation did."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
+# The same test image and result shape as the subprocess tests use.
+Run = Result
 
 
 @contextmanager
