@@ -901,8 +901,19 @@ def _writable(host: Host, c: Container, op: str, path: str) -> dict[str, str]:
 
 
 def _check_parents(host: Host, c: Container, op: str, path: str, *, create: bool) -> None:
+    _check_ancestors(lambda p: host.lookup(c, p), op, path, create=create)
+
+
+def _check_host_parents(host: Host, op: str, path: str, *, create: bool) -> None:
+    _check_ancestors(host.host_files.get, op, path, create=create)
+
+
+def _check_ancestors(
+    lookup: Callable[[str], Entry | None], op: str, path: str, *, create: bool
+) -> None:
+    """Refuse a path whose parent is missing (unless ``create``) or is not a directory."""
     for anc in fs.ancestors(path):
-        entry = host.lookup(c, anc)
+        entry = lookup(anc)
         if entry is None:
             if not create:
                 raise FileSystemError(op, path, "No such file or directory")
@@ -910,18 +921,6 @@ def _check_parents(host: Host, c: Container, op: str, path: str, *, create: bool
         if entry.kind != DIR:
             raise FileSystemError(op, path, "Not a directory")
         # The nearest existing dir decides; everything above it exists too.
-        break
-
-
-def _check_host_parents(host: Host, op: str, path: str, *, create: bool) -> None:
-    for anc in fs.ancestors(path):
-        entry = host.host_files.get(anc)
-        if entry is None:
-            if not create:
-                raise FileSystemError(op, path, "No such file or directory")
-            continue
-        if entry.kind != DIR:
-            raise FileSystemError(op, path, "Not a directory")
         break
 
 
