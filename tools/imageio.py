@@ -19,7 +19,8 @@ write transaction's pages in memory until it commits, though, so when the new
 layers add up to more than ``stage_over`` bytes their contents are first
 stored in committed batches of blobs (content-addressed chunks, never events):
 a load refused after that appends no event either, but may leave unreferenced
-chunks behind.
+chunks behind. Staging also lets go of the pages of the store it has mapped
+as it goes (`_StoreMap`), so a load's memory does not grow with its layers.
 
 Save writes a Docker >= 25 archive. Each layer tar is rebuilt byte for byte
 from the split recorded when the layer was read (see `tools.tarstream`), so
@@ -29,22 +30,26 @@ its sha256 is its DiffID again and the archive loads back with every id intact.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import json
+import mmap
 import os
 import posixpath
 import re
+import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO, Any, Final, NamedTuple, Protocol
+from typing import IO, Any, Final, NamedTuple, Protocol, cast
 
 from dockstate.core.commands import DockerHost, LayerSpec
 from dockstate.core.errors import InvalidParameterError
 from dockstate.core.names import chain_ids, normalize_image_ref
 from dockstate.core.refs import find_image
 from dockstate.core.state import Host, Image
-from dockstate.eventlog import blobs
+from dockstate.eventlog import LmdbEventLog, blobs
 from dockstate.eventlog.log import EventLog, WriteTxn
 from dockstate.projections.query import Reader as StoreReader
 from dockstate.tools.format import human_size
@@ -67,6 +72,8 @@ ProgressFn = Callable[[str, int, int], None]
 STAGE_OVER: Final = 128 << 20
 #: Size of one staged batch of chunks.
 STAGE_BATCH: Final = 32 << 20
+#: Staged chunks written between two lettings go of the store's mapped pages (see `_StoreMap`).
+LET_GO_EVERY: Final = 32
 #: Largest JSON document (manifest, config, index) read from an archive.
 MAX_JSON: Final = 32 << 20
 
@@ -524,13 +531,86 @@ def _plans(src: _Source, platform: str | None) -> list[_Plan]:
 # -- loading ------------------------------------------------------------------------------------
 
 
+class _StoreMap:
+    """This process's mapping of an LMDB store's data file, whose pages it can let go of.
+
+    LMDB reads a store through a shared map of its ``data.mdb``. Every page a
+    write transaction reads there (B-tree branches and leaves) stays mapped, and
+    counts in the process's RSS, until the map is closed; and the kernel maps
+    more than the page read: the cached pages around it (fault-around, 64 KiB),
+    or the whole large folio holding it (up to 2 MiB on ext4 since Linux 6.16,
+    for pages LMDB wrote in one large write). Staged chunks are keyed by random
+    digests, so every batch reads most leaves of the blobs tree, and the
+    just-written pages around them come along: a 500 MB layer left 280 MB of
+    the store mapped, growing with the layer.
+
+    ``MADV_DONTNEED`` on a shared file mapping only removes the process's page
+    table entries: the pages stay in the page cache, and the next access maps
+    them again with the file's bytes. It changes no data (dirty pages of a
+    writable map keep theirs too), so readers in other threads are unaffected.
+    The map is found in ``/proc/self/maps`` (the shared mapping of the store's
+    ``data.mdb``) each time, and advised only inside a write transaction,
+    while LMDB refuses to move it (``mdb_env_set_mapsize`` fails with EINVAL
+    during one), so the range advised is always LMDB's map. Where any of this
+    is missing (not Linux, or a kernel that names the file otherwise), nothing
+    is done and the pages stay mapped, as before.
+    """
+
+    def __init__(self, data_file: str, madvise: Callable[[int, int, int], int]) -> None:
+        # Lines of /proc/self/maps: start-end perms offset dev inode path. Only a shared
+        # mapping ("s") is ever advised: there MADV_DONTNEED cannot lose a byte.
+        path = re.escape(os.path.realpath(data_file))
+        self._line = re.compile(rf"^([0-9a-f]+)-([0-9a-f]+) \S{{3}}s \S+ \S+ \d+ +{path}$", re.M)
+        self._madvise = madvise
+
+    @classmethod
+    def of(cls, log: EventLog) -> _StoreMap | None:
+        """The map of ``log``'s store, or None when there is none to let go of."""
+        madvise = _madvise()
+        if madvise is None or not isinstance(log, LmdbEventLog):
+            return None
+        return cls(os.path.join(log.path, "data.mdb"), madvise)
+
+    def let_go(self, tx: WriteTxn) -> None:
+        """Unmap the store's pages from this process (they stay cached); ``tx`` must be open.
+
+        The open write transaction is what pins the map where /proc/self/maps says it is.
+        """
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+            text = maps.read()
+        for m in self._line.finditer(text):
+            start, end = int(m[1], 16), int(m[2], 16)
+            # A failure only leaves the pages mapped, as they were.
+            self._madvise(start, end - start, mmap.MADV_DONTNEED)
+
+
+@functools.cache
+def _madvise() -> Callable[[int, int, int], int] | None:
+    """libc's madvise(2), where /proc/self/maps and MADV_DONTNEED are there to use it."""
+    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return cast(Callable[[int, int, int], int], fn)
+
+
 class _StagedSink:
-    """Chunks gathered in memory and committed in batches of `STAGE_BATCH` bytes."""
+    """Chunks gathered in memory and committed in batches of `STAGE_BATCH` bytes.
+
+    Each batch lets go of the store's mapped pages every `LET_GO_EVERY` chunks
+    and before it commits (see `_StoreMap`), which keeps the load's memory
+    within about one batch whatever the layer's size.
+    """
 
     def __init__(self, log: EventLog, batch: int = STAGE_BATCH) -> None:
         self._log, self._batch = log, batch
         self._pending: list[bytes] = []
         self._bytes = 0
+        self._map = _StoreMap.of(log)
 
     def put_blob_stream(self, chunks: Iterable[bytes]) -> tuple[list[bytes], int]:
         digests, size = [], 0
@@ -557,9 +637,15 @@ class _StagedSink:
         if not self._pending:
             return
         pending = self._pending
-        # Each chunk is at most CHUNK_SIZE, so put_blob stores it under the same digest.
-        self._log.write(lambda tx: [tx.put_blob(c) for c in pending])
+        self._log.write(lambda tx: self._put_all(tx, pending))
         self._pending, self._bytes = [], 0
+
+    def _put_all(self, tx: WriteTxn, chunks: list[bytes]) -> None:
+        for i, chunk in enumerate(chunks, 1):
+            # Each chunk is at most CHUNK_SIZE, so put_blob stores it under the same digest.
+            tx.put_blob(chunk)
+            if self._map is not None and (i % LET_GO_EVERY == 0 or i == len(chunks)):
+                self._map.let_go(tx)
 
 
 def _short(digest: str) -> str:
@@ -660,7 +746,7 @@ def _load(
         }
 
     if staged:
-        sink = _StagedSink(host.log)
+        sink = _StagedSink(host.log, STAGE_BATCH)
         specs.update(read_all(sink, set()))
         sink.flush()
 

@@ -6,7 +6,9 @@ import gzip
 import hashlib
 import io
 import json
+import random
 import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from dockstate.core.errors import DockstateError, NoSuchImageError
 from dockstate.core.fs import DIR, FILE, SYMLINK
 from dockstate.core.names import chain_ids
 from dockstate.eventlog import content_digest
+from dockstate.eventlog.log import WriteTxn
+from dockstate.tools import imageio
 from dockstate.tools.imageio import InvalidArchiveError, load, save
 from tests.tools._images import (
     MTIME,
@@ -385,6 +389,72 @@ def test_staged_load_of_a_bad_layer_appends_no_event(host, tmp_path) -> None:
     legacy_archive(tmp_path / "b.tar", [([BASE], ["good:1"])])
     assert load(host, tmp_path / "b.tar", stage_over=0)[-1] == "Loaded image: good:1"
     assert content(host, "good:1", "/srv/data/a.txt") == b"alpha\n"
+
+
+def _data_mdb_rss_kb(host) -> int:
+    """Rss of this process's mappings of the host's store file, from /proc/self/smaps."""
+    target = str(Path(host.log.path).resolve() / "data.mdb")
+    total, inside = 0, False
+    with open("/proc/self/smaps", encoding="utf-8") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if not fields[0].endswith(":"):
+                inside = fields[-1] == target
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
+
+
+def test_staged_load_in_many_batches_dedups_and_round_trips(host, tmp_path, monkeypatch) -> None:
+    """Staged in small batches, letting go of the store's map between chunks, a load stores
+    the same chunks as one transaction does, each distinct one once, and saves back intact."""
+    rng = random.Random(5)
+    shared = rng.randbytes(40_000)
+    files = [(f"d/f{i:02d}", rng.randbytes(rng.randrange(1, 60_000))) for i in range(30)]
+    files += [(f"d/same{i}", shared) for i in range(5)] + [("big", rng.randbytes(2_600_000))]
+    layer = layer_tar([("d/", None), *files])
+    legacy_archive(tmp_path / "a.tar", [([BASE, layer], ["staged:1"])])
+    monkeypatch.setattr(imageio, "STAGE_BATCH", 100_000)
+    monkeypatch.setattr(imageio, "LET_GO_EVERY", 3)
+    let_go: list[WriteTxn] = []
+    real_let_go = imageio._StoreMap.let_go
+
+    def counted(self: imageio._StoreMap, tx: WriteTxn) -> None:
+        let_go.append(tx)
+        real_let_go(self, tx)
+
+    monkeypatch.setattr(imageio._StoreMap, "let_go", counted)
+
+    load(host, tmp_path / "a.tar", stage_over=0)
+    whole = new_host(tmp_path / "whole")
+    load(whole, tmp_path / "a.tar")
+
+    if sys.platform.startswith("linux"):
+        assert len(let_go) >= 15  # every 3 chunks and at the end of each batch
+    assert blob_count(host) == blob_count(whole)
+    assert tree(host, "staged:1") == tree(whole, "staged:1")
+    for name, data in files:
+        assert content(host, "staged:1", "/" + name) == data
+    save(host, ["staged:1"], tmp_path / "out.tar")
+    fresh = new_host(tmp_path / "fresh")
+    load(fresh, tmp_path / "out.tar", stage_over=0)
+    assert fresh.state().tags["staged:1"] == host.state().tags["staged:1"]
+    whole.log.close()
+    fresh.log.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/smaps")
+def test_letting_go_of_the_store_map_unmaps_its_pages_and_keeps_the_data(host) -> None:
+    """MADV_DONTNEED on LMDB's shared map drops the pages from the process, not from the file."""
+    data = random.Random(6).randbytes(8 << 20)
+    digests = host.log.write(lambda tx: tx.put_blob(data))
+    assert host.log.read_blobs(digests) == data  # read through the map
+    assert _data_mdb_rss_kb(host) >= 4 << 10
+    store_map = imageio._StoreMap.of(host.log)
+    assert store_map is not None
+    host.log.write(store_map.let_go)
+    assert _data_mdb_rss_kb(host) < 1 << 10
+    assert host.log.read_blobs(digests) == data
 
 
 @pytest.mark.parametrize("cut", [0.5, 0.9])
