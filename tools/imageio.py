@@ -73,7 +73,7 @@ STAGE_OVER: Final = 128 << 20
 #: Size of one staged batch of chunks.
 STAGE_BATCH: Final = 32 << 20
 #: Staged chunks written between two lettings go of the store's mapped pages (see `_StoreMap`).
-LET_GO_EVERY: Final = 32
+LET_GO_EVERY: Final = 16
 #: Largest JSON document (manifest, config, index) read from an archive.
 MAX_JSON: Final = 32 << 20
 
@@ -549,11 +549,12 @@ class _StoreMap:
     them again with the file's bytes. It changes no data (dirty pages of a
     writable map keep theirs too), so readers in other threads are unaffected.
     The map is found in ``/proc/self/maps`` (the shared mapping of the store's
-    ``data.mdb``) each time, and advised only inside a write transaction,
-    while LMDB refuses to move it (``mdb_env_set_mapsize`` fails with EINVAL
-    during one), so the range advised is always LMDB's map. Where any of this
-    is missing (not Linux, or a kernel that names the file otherwise), nothing
-    is done and the pages stay mapped, as before.
+    ``data.mdb``) at the start of a write transaction and advised only until
+    it ends: LMDB refuses to move the map while one is open
+    (``mdb_env_set_mapsize`` fails with EINVAL), so the range advised is
+    always LMDB's map. Where any of this is missing (not Linux, or a kernel
+    that names the file otherwise), nothing is done and the pages stay mapped,
+    as before.
     """
 
     def __init__(self, data_file: str, madvise: Callable[[int, int, int], int]) -> None:
@@ -571,15 +572,15 @@ class _StoreMap:
             return None
         return cls(os.path.join(log.path, "data.mdb"), madvise)
 
-    def let_go(self, tx: WriteTxn) -> None:
-        """Unmap the store's pages from this process (they stay cached); ``tx`` must be open.
-
-        The open write transaction is what pins the map where /proc/self/maps says it is.
-        """
+    def find(self) -> list[tuple[int, int]]:
+        """Where the map is: it stays there while a write transaction is open (call in one)."""
         with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
             text = maps.read()
-        for m in self._line.finditer(text):
-            start, end = int(m[1], 16), int(m[2], 16)
+        return [(int(m[1], 16), int(m[2], 16)) for m in self._line.finditer(text)]
+
+    def let_go(self, ranges: list[tuple[int, int]]) -> None:
+        """Unmap the pages in ``ranges`` (from `find`) from this process; they stay cached."""
+        for start, end in ranges:
             # A failure only leaves the pages mapped, as they were.
             self._madvise(start, end - start, mmap.MADV_DONTNEED)
 
@@ -641,11 +642,14 @@ class _StagedSink:
         self._pending, self._bytes = [], 0
 
     def _put_all(self, tx: WriteTxn, chunks: list[bytes]) -> None:
+        store_map = self._map
+        # Found inside this write transaction, the map cannot move until it ends.
+        mapped = store_map.find() if store_map else []
         for i, chunk in enumerate(chunks, 1):
             # Each chunk is at most CHUNK_SIZE, so put_blob stores it under the same digest.
             tx.put_blob(chunk)
-            if self._map is not None and (i % LET_GO_EVERY == 0 or i == len(chunks)):
-                self._map.let_go(tx)
+            if store_map and (i % LET_GO_EVERY == 0 or i == len(chunks)):
+                store_map.let_go(mapped)
 
 
 def _short(digest: str) -> str:
