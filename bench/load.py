@@ -14,7 +14,8 @@ rounds, which alternate. A last child loads with everything in one write
 transaction (``stage_over`` above the layer size), to show what LMDB's dirty
 pages cost in memory without staging.
 
-Run: /work/venv/bin/python bench/load.py [--quick] [--rounds N]
+Run: /work/venv/bin/python bench/load.py [--quick] [--rounds N] [--files N]
+(``--files 40000`` makes a 1 GB layer: memory must not grow with it).
 """
 
 from __future__ import annotations
@@ -155,8 +156,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50 MB, 2,000 files, 1 round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--files", type=int, default=FILES, help="files in the layer (~25 KB each)")
     args = parser.parse_args()
-    files, mean = (2_000, 25_000) if args.quick else (FILES, 25_000)
+    files, mean = (2_000, 25_000) if args.quick else (args.files, 25_000)
     rounds = 1 if args.quick else args.rounds
     work = Path(tempfile.mkdtemp(prefix="dockstate-bench-load-"))
     try:
