@@ -80,7 +80,8 @@ class NewEvent(NamedTuple):
     ts: int | None = None
 
 
-_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+#: Packs an envelope (a tuple, so a msgpack array in field order); `encode` is the documented name.
+pack_envelope: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _unpackb = msgpack.unpackb
 _make = Envelope._make
 
@@ -88,7 +89,7 @@ _make = Envelope._make
 def encode(env: Envelope) -> bytes:
     """Encode an envelope to its stored bytes."""
     # An Envelope is a tuple, which msgpack writes as an array in field order.
-    return _packb(env)
+    return pack_envelope(env)
 
 
 def decode(raw: bytes) -> Envelope:

@@ -221,6 +221,59 @@ class TestMapGrowth:
             assert_dense_and_verified(store, 60)
             assert [len(store.read_blobs(e.data["blob"])) for e in store.read()] == [50 * KIB] * 60
 
+    def test_a_bulk_batch_that_outgrows_the_map_is_put_in_after_growing(
+        self, store_path: Path, clock: FakeClock
+    ):
+        """A bulk write bigger than the room its batch began with lands whole, with the batch."""
+        big = os.urandom(96 * MIB)
+        with LmdbEventLog(store_path, clock=clock, map_size=256 * KIB, durable=False) as store:
+            with store.bulk(batch=1000):
+                store.append([NewEvent("Before", {})])
+                room = store.raw_env().info()["map_size"]
+                store.write(lambda tx: tx.append([NewEvent("Big", {"blob": tx.put_blob(big)})]))
+                store.append([NewEvent("After", {})])
+
+            assert room < len(big)  # the batch began with less room than the write took
+            assert_dense_and_verified(store, 3)
+            (event,) = [e for e in store.read() if e.type == "Big"]
+            assert store.read_blobs(event.data["blob"]) == big
+
+    def test_a_bulk_batch_growing_while_another_process_writes_is_refused_clearly(
+        self, store_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    ):
+        """If another process appends in the moment a batch grows the map, the batch says so."""
+        other = """
+            import sys, time
+            from dockstate.eventlog import LmdbEventLog, NewEvent
+            with LmdbEventLog(sys.argv[1], clock=time.time_ns) as log:
+                log.append([NewEvent("Other", {})])
+        """
+        with LmdbEventLog(store_path, clock=clock, map_size=256 * KIB, durable=False) as store:
+            grow = store._grow
+
+            def grow_while_another_process_writes(at_least: int = 0) -> None:
+                # The batch's transaction is closed here: the other process can write.
+                child = run_python(other, store_path)
+                assert child.returncode == 0, child.stderr
+                grow(at_least)
+
+            with pytest.raises(StorageError) as caught, store.bulk(batch=1000):
+                store.append([NewEvent("Kept", {})])
+                store.read(1)  # puts it into the batch's transaction
+                list(store.read(1))
+                monkeypatch.setattr(store, "_grow", grow_while_another_process_writes)
+                store.write(
+                    lambda tx: tx.append(
+                        [NewEvent("Big", {"b": tx.put_blob(os.urandom(80 * MIB))})]
+                    )
+                )
+
+            assert_one_line_storage_error(caught.value, store_path)
+            assert "another process" in str(caught.value)
+            assert "not recorded" in str(caught.value)
+            assert [e.type for e in store.read()] == ["Kept", "Other"]
+            assert store.verify().ok
+
     def test_a_one_shot_stream_cut_short_by_growth_is_refused_not_truncated(
         self, store_path: Path, clock: FakeClock
     ):

@@ -530,6 +530,55 @@ class TestBulk:
             assert log.verify().ok
             assert log.verify().events == 3
 
+    def test_a_write_inside_a_bulk_block_reads_the_batch_before_and_after_a_log_read(
+        self, log: EventLog
+    ):
+        """A write's own reads see committed, staged and its own events, in seq order."""
+        log.append(events(2, subject="c1"))
+        seen: list[tuple[list[int], list[int], list[int]]] = []
+
+        def look(tx: Any) -> None:
+            mine = tx.append(events(1, subject="c1"))
+            seen.append(
+                (
+                    seqs(tx.read(1)),
+                    seqs(tx.by_subject("c1", 2, mine[0].seq)),
+                    seqs(tx.read(mine[0].seq - 1, mine[0].seq - 1)),
+                )
+            )
+
+        with log.bulk(batch=1000):
+            log.append(events(2, subject="c2"))
+            log.write(look)  # seq 5, with 3-4 staged
+            assert seqs(log.read(4)) == [4, 5]  # a read through the log mid-batch
+            log.append(events(1, subject="c2"))
+            log.write(look)  # seq 7: 1-5 read back from the batch, 6 staged
+
+        assert seen == [
+            ([1, 2, 3, 4, 5], [2, 5], [4]),
+            ([1, 2, 3, 4, 5, 6, 7], [2, 5, 7], [6]),
+        ]
+        assert log.verify().ok
+
+    def test_a_refused_bulk_write_gives_back_the_meta_it_overwrote(self, log: EventLog):
+        """Meta set earlier in the batch keeps its value when a later write setting it raises."""
+
+        def refused(tx: Any) -> None:
+            tx.set_meta("k", b"refused")
+            tx.set_meta("other", b"refused")
+            assert tx.get_meta("k") == b"refused"
+            raise Boom
+
+        with log.bulk(batch=1000):
+            log.write(lambda tx: tx.set_meta("k", b"kept"))
+            with pytest.raises(Boom):
+                log.write(refused)
+            assert log.write(lambda tx: tx.get_meta("k")) == b"kept"
+            assert log.write(lambda tx: tx.get_meta("other")) is None
+
+        assert log.get_meta("k") == b"kept"
+        assert log.get_meta("other") is None
+
     def test_bulk_blocks_nest(self, log: EventLog):
         """A bulk block inside another one simply joins it."""
         with log.bulk(batch=2):
