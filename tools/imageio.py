@@ -552,15 +552,17 @@ class _StoreMap:
     ``data.mdb``) at the start of a write transaction and advised only until
     it ends: LMDB refuses to move the map while one is open
     (``mdb_env_set_mapsize`` fails with EINVAL), so the range advised is
-    always LMDB's map. Where any of this is missing (not Linux, or a kernel
-    that names the file otherwise), nothing is done and the pages stay mapped,
-    as before.
+    LMDB's map; and before each advice ``/proc/self/map_files`` must still
+    name the store's file for exactly that range. Where any of this is
+    missing (not Linux, or a kernel that names the file otherwise), nothing is
+    done and the pages stay mapped, as before.
     """
 
     def __init__(self, data_file: str, madvise: Callable[[int, int, int], int]) -> None:
         # Lines of /proc/self/maps: start-end perms offset dev inode path. Only a shared
         # mapping ("s") is ever advised: there MADV_DONTNEED cannot lose a byte.
-        path = re.escape(os.path.realpath(data_file))
+        self._path = os.path.realpath(data_file)
+        path = re.escape(self._path)
         self._line = re.compile(rf"^([0-9a-f]+)-([0-9a-f]+) \S{{3}}s \S+ \S+ \d+ +{path}$", re.M)
         self._madvise = madvise
 
@@ -579,10 +581,22 @@ class _StoreMap:
         return [(int(m[1], 16), int(m[2], 16)) for m in self._line.finditer(text)]
 
     def let_go(self, ranges: list[tuple[int, int]]) -> None:
-        """Unmap the pages in ``ranges`` (from `find`) from this process; they stay cached."""
+        """Unmap the pages in ``ranges`` (from `find`) from this process; they stay cached.
+
+        A range that is no longer exactly a mapping of the store's file is left alone.
+        """
         for start, end in ranges:
-            # A failure only leaves the pages mapped, as they were.
-            self._madvise(start, end - start, mmap.MADV_DONTNEED)
+            if self._maps_the_store(start, end):
+                # A failure only leaves the pages mapped, as they were.
+                self._madvise(start, end - start, mmap.MADV_DONTNEED)
+
+    def _maps_the_store(self, start: int, end: int) -> bool:
+        # A few microseconds, against a whole read of /proc/self/maps: the check that
+        # keeps a range from going stale even if the transaction that found it ends early.
+        try:
+            return os.readlink(f"/proc/self/map_files/{start:x}-{end:x}") == self._path
+        except OSError:
+            return False
 
 
 @functools.cache

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import gzip
 import hashlib
 import io
 import json
+import mmap
 import random
 import shutil
 import sys
@@ -455,6 +457,20 @@ def test_letting_go_of_the_store_map_unmaps_its_pages_and_keeps_the_data(host) -
     host.log.write(lambda tx: store_map.let_go(store_map.find()))
     assert _data_mdb_rss_kb(host) < 1 << 10
     assert host.log.read_blobs(digests) == data
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/maps")
+def test_letting_go_leaves_alone_a_range_that_is_not_exactly_the_store_map(host) -> None:
+    """MADV_DONTNEED would zero private memory: only the store's own mapping is ever advised."""
+    store_map = imageio._StoreMap.of(host.log)
+    assert store_map is not None
+    [(start, end)] = host.log.write(lambda tx: store_map.find())
+    private = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    private.write(b"x" * (1 << 20))
+    address = ctypes.addressof(ctypes.c_char.from_buffer(private))
+    store_map.let_go([(address, address + (1 << 20)), (start, end + 4096)])
+    assert private[:] == b"x" * (1 << 20)
+    private.close()
 
 
 @pytest.mark.parametrize("cut", [0.5, 0.9])
