@@ -91,10 +91,12 @@ def _plain(value: Any) -> Any:
 
 
 def _same(a: Envelope, b: Envelope) -> bool:
-    pack = msgpack.packb
     if a.type != b.type:
         return False
-    # equal packed data has equal plain data too: only a mismatch needs the slow look
+    if a.data == b.data:
+        return True
+    # A list where the other has a tuple, say: compare as they would be stored.
+    pack = msgpack.packb
     return bool(pack(a.data) == pack(b.data) or pack(_plain(a.data)) == pack(_plain(b.data)))
 
 
@@ -238,7 +240,9 @@ def replay(
     # The recording is expected to do to the destination what it did to its own store:
     # the expected state starts as a copy of the destination after seeding, so what the
     # destination held before (another session, say) is not reported as a difference.
-    expected = _copy(host.state(), dest.read_blobs)
+    # It is folded only when a divergence needs it: while the events match, it is the
+    # destination's state.
+    start = _copy(host.state(), dest.read_blobs)
     report = Report()
     for group in command_groups(xf.events):
         first = group[0]
@@ -261,37 +265,47 @@ def replay(
             error = str(exc)
         finally:
             host.next_ts = None
-        try:
-            expected.apply_all(group)
-            unfolded = None
-        except DockstateError as exc:
-            # the recording needs a state the destination does not have (an export that
-            # starts mid-session, say): the commands are refused too, and this says why
-            unfolded = f"the recorded events do not apply to the destination: {exc}"
         report.commands += 1
         if step is not None:
             step(group, got, error)
-        if (
-            unfolded is not None
-            or len(got) != len(group)
-            or not all(_same(a, b) for a, b in zip(group, got, strict=False))
-        ):
-            at = next(
-                (a.seq for a, b in zip(group, got, strict=False) if not _same(a, b)),
-                group[min(len(got), len(group) - 1)].seq,
-            )
-            report.divergence = Divergence(
-                seq=at,
-                command=name,
-                args=_plain(args),
-                expected=[_event_json(e) for e in group],
-                got=[_event_json(e) for e in got],
-                error=error,
-                state=[unfolded] if unfolded else diff_hosts(expected, host.state()).lines(),
-            )
+        if len(got) != len(group) or not all(map(_same, group, got)):
+            report.divergence = _divergence(xf, start, host, group=group, got=got, error=error)
             return report
         report.events += len(group)
     return report
+
+
+def _divergence(
+    xf: ExportFile,
+    start: Host,
+    host: DockerHost,
+    *,
+    group: Sequence[Envelope],
+    got: Sequence[Envelope],
+    error: str | None,
+) -> Divergence:
+    first = group[0]
+    name, args = (first.cmd[0], dict(first.cmd[1])) if first.cmd else ("", {})
+    at = next(
+        (a.seq for a, b in zip(group, got, strict=False) if not _same(a, b)),
+        group[min(len(got), len(group) - 1)].seq,
+    )
+    try:
+        start.apply_all(e for e in xf.events if e.seq <= group[-1].seq)
+        state = diff_hosts(start, host.state()).lines()
+    except DockstateError as exc:
+        # the recording needs a state the destination does not have (an export that
+        # starts mid-session, say): the commands are refused too, and this says why
+        state = [f"the recorded events do not apply to the destination: {exc}"]
+    return Divergence(
+        seq=at,
+        command=name,
+        args=_plain(args),
+        expected=[_event_json(e) for e in group],
+        got=[_event_json(e) for e in got],
+        error=error,
+        state=state,
+    )
 
 
 def _copy(host: Host, read_blobs: Callable[[Sequence[bytes]], bytes]) -> Host:
