@@ -20,6 +20,11 @@ RAW: Final = b"\x00"
 
 def split(data: bytes | memoryview) -> Iterator[tuple[bytes, bytes]]:
     """Yield ``(digest, chunk)`` for consecutive chunks of ``data``."""
+    if len(data) <= CHUNK_SIZE and isinstance(data, bytes):
+        # Most files fit one chunk: no view, no copy.
+        if data:
+            yield hashlib.sha256(data).digest(), data
+        return
     view = memoryview(data)
     for start in range(0, len(view), CHUNK_SIZE):
         chunk = bytes(view[start : start + CHUNK_SIZE])
