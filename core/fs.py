@@ -90,6 +90,36 @@ def ancestors(path: str) -> Iterator[str]:
         p = posixpath.dirname(p)
 
 
+#: `ancestry` answers, by path. Bounded: emptied when it holds this many.
+_ANCESTRY: dict[str, tuple[str, ...]] = {}
+_ANCESTRY_MAX: Final = 1 << 16
+
+
+def ancestry(path: str) -> tuple[str, ...]:
+    """`ancestors` of a normalised path as a tuple, remembered.
+
+    A fold asks for the ancestors of the same few thousand paths over and over
+    (every first write into a writable layer walks them). A remembered tuple
+    spares slicing and hashing new strings, and ``str.rfind`` with bounds,
+    whose argument parsing is slow, each time. `ancestry_of` is its lookup.
+    """
+    found = _ANCESTRY.get(path)
+    if found is None:
+        out = []
+        i = path.rfind("/")
+        while i > 0:
+            out.append(path[:i])
+            i = path.rfind("/", 0, i)
+        if len(_ANCESTRY) >= _ANCESTRY_MAX:
+            _ANCESTRY.clear()
+        found = _ANCESTRY[path] = tuple(out)
+    return found
+
+
+#: The remembered `ancestry` of a path, or None: a C call, for the fold's hottest paths.
+ancestry_of = _ANCESTRY.get
+
+
 def is_below(path: str, top: str) -> bool:
     """``path`` is ``top`` or inside it."""
     return top in (path, "/") or path.startswith(top + "/")

@@ -14,12 +14,10 @@ only the events that can change them.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import heapq
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 import structlog
@@ -31,7 +29,7 @@ from dockstate.core.names import is_full_id
 from dockstate.core.state import Container, Host, InconsistentLogError
 from dockstate.eventlog.envelope import GENESIS_HASH, Envelope
 from dockstate.eventlog.log import EventLog
-from dockstate.projections import snapshot
+from dockstate.projections import _gc, snapshot
 from dockstate.projections.ledger import EVENT_NAMES, Ledger, LossRecord
 
 log = structlog.get_logger(__name__)
@@ -112,7 +110,7 @@ class Projector:
             except (LookupError, ValueError, TypeError) as exc:
                 log.warning("snapshot.ledger_unreadable", seq=at, error=str(exc))
                 state = self.empty()
-                with _gc_paused():
+                with _gc.paused():
                     state.apply_all(self.log.read(1, seq))
                 return state.ledger.records
             chain.append(records)
@@ -143,7 +141,7 @@ class Projector:
         """The state after event ``seq`` (the head when None; 0 is the empty host)."""
         head = self.log.head()
         target = head.seq if seq is None else max(0, min(seq, head.seq))
-        with _gc_paused():
+        with _gc.paused():
             state = self.load(target)
             newest = state.seq
             self.fold(state, target)
@@ -176,7 +174,7 @@ class Projector:
         """
         head = self.log.head().seq
         target = max(0, min(seq, head))
-        with _gc_paused():
+        with _gc.paused():
             state = self.load(target)
             host = state.host
             by_name = ref.removeprefix("/") in host.names and ref not in host.containers
@@ -221,7 +219,7 @@ class Projector:
         if start > target:
             return
         every = self.every
-        with _gc_paused():
+        with _gc.paused():
             if not every:
                 state.apply_all(self.log.read(start, target))
                 return
@@ -270,20 +268,3 @@ class Projector:
             return 0
         self._write(state, state.seq)
         return state.seq
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while folding.
-
-    A fold makes millions of objects and no reference cycles (refcounting
-    frees what it drops); each of the collector's full passes walks everything
-    the state holds, which cost a big rebuild about a third of its time.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -18,7 +18,7 @@ import msgpack
 from dockstate.core import fs
 from dockstate.core.fs import FILE, SYMLINK, Tree
 from dockstate.core.mounts import BIND, TMPFS, VOLUME, Mount
-from dockstate.core.state import Container, Host
+from dockstate.core.state import Container, Host, LazyTree, tree_of
 
 #: What an event is called in the ledger.
 EVENT_NAMES: Final = {
@@ -90,9 +90,10 @@ def _files(tree: Tree, prefix: str) -> list[LostFile]:
     return out
 
 
-#: What a record's persisted files are read from: each volume or bind mount with a copy
-#: of the files its tree held at the discard (the tree goes on changing after it).
-Sources = list[tuple[Mount, Tree]]
+#: What a record's persisted files are read from: each volume or bind mount with the
+#: files its tree held at the discard (the tree goes on changing after it: a volume's is
+#: lent, see `Volume.lend_files`, and the host's files under a bind are copied).
+Sources = list[tuple[Mount, LazyTree]]
 
 
 def _persisted_sources(host: Host, c: Container) -> Sources:
@@ -100,7 +101,7 @@ def _persisted_sources(host: Host, c: Container) -> Sources:
     for m in c.mounts:
         if m.type == VOLUME:
             vol = host.volumes.get(m.source)
-            out.append((m, dict(vol.files) if vol else {}))
+            out.append((m, vol.lend_files() if vol else {}))
         elif m.type == BIND:
             out.append((m, {p: e for p, e in host.host_files.items() if fs.is_below(p, m.source)}))
     return out
@@ -108,7 +109,8 @@ def _persisted_sources(host: Host, c: Container) -> Sources:
 
 def _persisted(c_mounts: list[Mount], sources: Sources) -> list[Persisted]:
     out = []
-    for m, tree in sources:
+    for m, held in sources:
+        tree = tree_of(held)
         if m.type == VOLUME:
             items = [(fs.join(m.target, p), e) for p, e in tree.items()]
         else:

@@ -11,7 +11,7 @@ bulky is decoded on first use; the loss records are in ledger segments
 
 from __future__ import annotations
 
-import gc
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -26,18 +26,22 @@ from dockstate.core.state import (
     Layer,
     LayerCache,
     LazyTree,
+    Lent,
     Stored,
     Volume,
     decode_tree,
     encode_tree,
 )
+from dockstate.projections import _gc
 from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
 
 #: Bump when the encoding or the fold changes: old snapshots are then ignored.
 #: 2: tmpfs trees are encoded one by one (version 1 wrote maps that could not be read back).
 #: 4: the ledger in segments (see `encode_segment`); bulky parts in the blob store,
 #: removed containers decoded when used (3 was a development format).
-VERSION: Final = 4
+#: 5: a tree is the array of its paths and that of its entries (see `encode_tree`), a
+#: mount the array of its fields.
+VERSION: Final = 5
 #: The snapshots db name of ledger segments (the host's is `asof.NAME`).
 LEDGER: Final = "ledger"
 
@@ -71,6 +75,8 @@ def _bulky(value: bytes | Stored, store: BlobWriter | None) -> bytes | list[byte
 
 
 def _tree_field(value: LazyTree, store: BlobWriter | None) -> bytes | list[bytes]:
+    if isinstance(value, Lent):
+        value = value.tree
     return _bulky(value if isinstance(value, bytes | Stored) else encode_tree(value), store)
 
 
@@ -91,7 +97,7 @@ def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
         c.name,
         c.image_id,
         c.image_ref,
-        [m.to_data() for m in c.mounts],
+        [_mount_row(m) for m in c.mounts],
         c.discard_on,
         c.auto_remove,
         c.command,
@@ -109,28 +115,37 @@ def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
     ]
 
 
-def _uncontainer(row: Sequence[Any], source: LayerCache) -> Container:
+def _uncontainer(
+    row: Sequence[Any], source: LayerCache, mounts: dict[tuple[Any, ...], Mount]
+) -> Container:
     return Container(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        [Mount.from_data(m) for m in row[4]],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
+        *row[:4],
+        [_unmount(m, mounts) for m in row[4]],
+        *row[5:14],
         _lazy(row[14], source),
-        bytes(row[15]),
-        dict(row[16]),
+        row[15],
+        row[16],  # a fresh dict from msgpack: no copy
         row[17],
         row[18],
     )
+
+
+#: A mount is a row of its fields in this order (a dict per mount would repeat the names).
+_MOUNT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Mount))
+
+
+def _mount_row(m: Mount) -> list[Any]:
+    return [getattr(m, name) for name in _MOUNT_FIELDS]
+
+
+def _unmount(row: tuple[Any, ...], made: dict[tuple[Any, ...], Mount]) -> Mount:
+    """The mount of a row, made once per distinct row: a Mount is frozen, so the containers
+    of a snapshot with the same mount (a tmpfs at /tmp) share it, and a frozen dataclass
+    is slow to build."""
+    m = made.get(row)
+    if m is None:
+        m = made[row] = Mount(**dict(zip(_MOUNT_FIELDS, row, strict=True)))
+    return m
 
 
 def _record(r: LossRecord) -> list[Any]:
@@ -269,13 +284,8 @@ def decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     """A state from snapshot bytes; ``read_blobs`` serves the layer tables."""
     # A big snapshot makes hundreds of thousands of objects at once and none of them is
     # garbage: the cyclic collector's passes over them while decoding are wasted (~20%).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with _gc.paused():
         return _decode(raw, read_blobs)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
@@ -302,27 +312,29 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     }
     host.tags = dict(d["tags"])
     source = host.layer_cache
-    host.containers = {row[0]: _uncontainer(row, source) for row in d["containers"]}
+    mounts: dict[tuple[Any, ...], Mount] = {}
+    host.containers = {row[0]: _uncontainer(row, source, mounts) for row in d["containers"]}
     host.removed_lazily(
         [_lazy(r, source) for r in d["removed"]],
         _lazy(d["removed_ids"], source),
-        lambda raw: [_uncontainer(row, source) for row in _unpack(raw)],
+        lambda raw: [_uncontainer(row, source, {}) for row in _unpack(raw)],
         lambda raw: list(_unpack(raw)),
     )
     host.names = {c.name: c.id for c in host.containers.values()}
-    host.volumes = {
-        row[0]: Volume(
-            row[0],
-            row[1],
-            row[2],
-            dict(row[3]),
-            dict(row[4]),
-            row[5],
-            _lazy(row[6], source),
-            dict.fromkeys(row[7]),
+    # a long history leaves thousands of volumes (anonymous ones outlive their containers):
+    # one plain loop, and msgpack's fresh dicts kept rather than copied
+    volumes = host.volumes = {}
+    for name, anonymous, driver, labels, options, created, files, refs in d["volumes"]:
+        volumes[name] = Volume(
+            name,
+            anonymous,
+            driver,
+            labels,
+            options,
+            created,
+            files if isinstance(files, bytes) else Stored(files, source),
+            dict.fromkeys(refs),
         )
-        for row in d["volumes"]
-    }
     host.host_files = decode_tree(d["host_files"])
     host.settings = dict(d["settings"])
     # map() rather than a comprehension: a big ledger has tens of thousands of records
