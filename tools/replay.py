@@ -22,7 +22,7 @@ from dockstate.core.names import RandomIds, RecordedIds
 from dockstate.core.state import Host
 from dockstate.eventlog.envelope import Command, Envelope, NewEvent
 from dockstate.eventlog.log import EventLog
-from dockstate.projections import snapshot
+from dockstate.projections import _gc, snapshot
 from dockstate.projections.compare import diff_hosts
 from dockstate.projections.ledger import Ledger
 from dockstate.tools.exportfile import ExportFile
@@ -243,6 +243,15 @@ def replay(
     # It is folded only when a divergence needs it: while the events match, it is the
     # destination's state.
     start = _copy(host.state(), dest.read_blobs)
+    # The loop runs only dockstate's own commands and folds, which make no reference
+    # cycles: the collector's passes over the growing state would be wasted (~15%).
+    with _gc.paused():
+        return _replay_commands(xf, host, start, until, step)
+
+
+def _replay_commands(
+    xf: ExportFile, host: DockerHost, start: Host, until: int | None, step: StepFn | None
+) -> Report:
     report = Report()
     for group in command_groups(xf.events):
         first = group[0]
