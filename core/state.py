@@ -419,8 +419,7 @@ class Host:
             tree = self.layer_cache._trees.get(chain)
             return tree if tree is not None else self.layer_cache.flattened(chain, self.layers)
         # An image in use cannot be removed, so a missing one means an empty lower.
-        chain = image.top_chain if image else None
-        return self.layer_cache.flattened(chain, self.layers)
+        return {}
 
     def lookup(self, container: Container, path: str) -> Entry | None:
         """What a process in ``container`` sees at ``path`` (mounts included)."""

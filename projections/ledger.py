@@ -10,7 +10,7 @@ also notes what persisted in volumes and bind mounts at that moment.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import msgpack
@@ -151,7 +151,7 @@ class _Pending:
     def __init__(
         self,
         head: tuple[str, int, int, str, str, str],
-        lost: list[tuple[str, Tree]],
+        lost: Sequence[tuple[str, LazyTree]],
         mounts: list[Mount],
         sources: Sources,
         *,
@@ -162,7 +162,7 @@ class _Pending:
         self.note, self.volume = note, volume
 
     def record(self) -> LossRecord:
-        lost = [f for prefix, tree in self.lost for f in _files(tree, prefix)]
+        lost = [f for prefix, tree in self.lost for f in _files(tree_of(tree), prefix)]
         persisted = _persisted(self.mounts, self.sources) if self.sources else []
         return LossRecord(*self.head, lost, persisted, volume=self.volume, note=self.note)
 
@@ -285,7 +285,9 @@ class Ledger:
         else:
             note = "writable layer kept until rm (discard_on=remove, as Docker does); only tmpfs is lost at stop"
         head = (name, seq, ts, c.id, c.name, c.discard_on)
-        lost = [("", c.rw)] if discards_rw else []
+        # the writable layer as it is: the discard that follows puts a new one in its place
+        # (so this one never changes), and one a snapshot left encoded stays so until read
+        lost: list[tuple[str, LazyTree]] = [("", c._rw)] if discards_rw else []
         self._own.append(_Pending(head, lost, c.mounts, _persisted_sources(host, c), note=note))
         if name == "rm":
             return

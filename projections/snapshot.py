@@ -119,9 +119,20 @@ def _uncontainer(
     row: Sequence[Any], source: LayerCache, mounts: dict[tuple[Any, ...], Mount]
 ) -> Container:
     return Container(
-        *row[:4],
+        row[0],
+        row[1],
+        row[2],
+        row[3],
         [_unmount(m, mounts) for m in row[4]],
-        *row[5:14],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        row[13],
         _lazy(row[14], source),
         row[15],
         row[16],  # a fresh dict from msgpack: no copy

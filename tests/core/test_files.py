@@ -39,6 +39,14 @@ class TestPaths:
         assert list(fs.ancestors("/a/b/c")) == ["/a/b", "/a"]
         assert list(fs.ancestors("/a")) == []
 
+    @pytest.mark.parametrize("path", ["/a/b/c", "/a", "/var/log/app/f01.log", "/"])
+    def test_ancestry_is_the_ancestors_remembered(self, path: str):
+        """`fs.ancestry` answers as `fs.ancestors`, and the same tuple the second time."""
+        first = fs.ancestry(path)
+        assert list(first) == list(fs.ancestors(path))
+        assert fs.ancestry(path) is first
+        assert fs.ancestry_of(path) is first
+
     @pytest.mark.parametrize(
         ("path", "top", "below"),
         [

@@ -15,7 +15,15 @@ from dockstate.core import events as ev
 from dockstate.core.commands import DockerHost
 from dockstate.core.fs import FILE, Entry, dir_entry
 from dockstate.core.names import RandomIds
-from dockstate.core.state import _HANDLERS, Host, InconsistentLogError, decode_table, encode_table
+from dockstate.core.state import (
+    _HANDLERS,
+    Host,
+    InconsistentLogError,
+    decode_table,
+    decode_tree,
+    encode_table,
+    encode_tree,
+)
 from dockstate.eventlog import EventLog, InMemoryEventLog, LmdbEventLog, NewEvent
 from tests import strategies as strat
 from tests.conftest import FakeClock
@@ -118,6 +126,21 @@ def test_a_layer_table_round_trips():
     entries = [("/a", dir_entry()), ("/a/f", Entry(FILE, 0o600, 3, (b"x" * 32,), 0, 5))]
 
     assert decode_table(encode_table(entries)) == entries
+
+
+def test_a_tree_round_trips_with_its_order_and_entry_type():
+    """A snapshot's tree encoding gives back equal entries, of type Entry, in the same order."""
+    tree = {
+        "/a": dir_entry(3, 4, opaque=True),
+        "/a/f": Entry(FILE, 0o600, 3, (b"x" * 32, b"y" * 32), 7, 5, 1, 2),
+        "/a/l": Entry("l", 0o777, target="/a/f"),
+    }
+    back = decode_tree(encode_tree(tree))
+
+    assert list(back.items()) == list(tree.items())
+    assert all(type(e) is Entry for e in back.values())
+    assert back["/a/l"].target == "/a/f"
+    assert decode_tree(encode_tree({})) == {}
 
 
 def _append(log: EventLog, event: ev.Event) -> int:

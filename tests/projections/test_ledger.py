@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -237,3 +238,23 @@ def test_a_file_hidden_by_a_nested_mount_is_not_listed_as_persisted(docker):
     docker.stop("two")
     (stop,) = _records(docker)
     assert _persisted(stop) == [("/data/sub/seen", "bind", "/host/sub")]
+
+
+@pytest.mark.parametrize("every", [0, 2])
+def test_persisted_files_are_the_volumes_at_each_stop_though_it_changes_after(docker, every):
+    """A volume is lent to the stop's record, not copied: the record still lists what the
+    volume held at that stop after later writes and deletes, across snapshots too."""
+    docker.create("app:1", name="web", volumes=["vol1:/data"], discard_on="stop", start=True)
+    docker.write_file("web", "/data/a", b"a")
+    docker.stop("web")
+    docker.start("web")
+    docker.write_file("web", "/data/b", b"b")
+    docker.delete("web", "/data/a")
+    docker.stop("web")
+    docker.start("web")
+    docker.write_file("web", "/data/c", b"c")
+    records = Projector(docker.log, every=every).state_at().ledger.records
+    first, second = (r for r in records if r.event == "stop")
+    assert _persisted(first) == [("/data/a", "volume", "vol1")]
+    assert _persisted(second) == [("/data/b", "volume", "vol1")]
+    assert docker.state().volumes["vol1"].files.keys() == {"/b", "/c"}
