@@ -128,6 +128,9 @@ class DockerHost:
         self.session = session
         self._load = load or self._fold_all
         self._model: Host | None = None
+        self._tx: WriteTxn | None = None
+        # One bound method for every command, not a closure over each transaction.
+        self._txn_reader = self._read_in_txn
         #: a recorded time for the next command's events (replay keeps recorded times).
         self.next_ts: int | None = None
         #: the events the last command appended (empty for a no-op or a refusal).
@@ -135,12 +138,14 @@ class DockerHost:
 
     # -- the write model -----------------------------------------------------
 
-    @staticmethod
-    def _reader(tx: WriteTxn) -> Callable[[Sequence[bytes]], bytes]:
-        return lambda digests: b"".join(tx.get_blob(d) for d in digests)
+    def _read_in_txn(self, digests: Sequence[bytes]) -> bytes:
+        """Blobs read through the write transaction the model was last synced in."""
+        tx = self._tx
+        assert tx is not None
+        return b"".join(tx.get_blob(d) for d in digests)
 
     def _fold_all(self, tx: WriteTxn) -> Host:
-        host = Host(self._reader(tx))
+        host = Host(self._txn_reader)
         host.apply_all(tx.read(1))
         return host
 
@@ -148,8 +153,9 @@ class DockerHost:
         """The write model as of this transaction's head."""
         head = tx.head
         host = self._model
+        self._tx = tx
         if host is not None:
-            host.layer_cache.set_reader(self._reader(tx))
+            host.layer_cache.set_reader(self._txn_reader)
             if host.seq < head.seq:
                 events = tx.read(host.seq + 1)
                 first = next(events)
@@ -162,7 +168,7 @@ class DockerHost:
                 host = None
         if host is None:
             host = self._load(tx)
-            host.layer_cache.set_reader(self._reader(tx))
+            host.layer_cache.set_reader(self._txn_reader)
         host.hash = head.hash
         self._model = host
         return host

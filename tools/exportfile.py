@@ -179,6 +179,8 @@ class ExportFile:
 
     def read_blobs(self, digests: Iterable[bytes]) -> bytes:
         try:
+            if isinstance(digests, tuple | list) and len(digests) == 1:
+                return self.blobs[bytes(digests[0])]  # most files are one chunk
             return b"".join(self.blobs[bytes(d)] for d in digests)
         except KeyError as exc:
             raise ExportError(f"blob {exc.args[0].hex()} is missing from the export") from None

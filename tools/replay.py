@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -68,7 +68,8 @@ def command_groups(events: Sequence[Envelope]) -> Iterator[list[Envelope]]:
     """Events grouped by the command that produced them, in order."""
     group: list[Envelope] = []
     for env in events:
-        if group and env.begins_command:
+        cmd = env.cmd  # Envelope.begins_command, spelled out: once per replayed event
+        if group and (cmd is None or cmd[2] == 0):
             yield group
             group = []
         group.append(env)
@@ -100,7 +101,8 @@ def _same(a: Envelope, b: Envelope) -> bool:
     return bool(pack(a.data) == pack(b.data) or pack(_plain(a.data)) == pack(_plain(b.data)))
 
 
-def _recorded_ids(group: Sequence[Envelope]) -> RecordedIds:
+def _recorded_ids(group: Sequence[Envelope]) -> RecordedIds | None:
+    """The ids the command drew when it was recorded (None: it drew none)."""
     ids: list[str] = []
     names: list[str] = []
     cmd = group[0].cmd
@@ -111,7 +113,7 @@ def _recorded_ids(group: Sequence[Envelope]) -> RecordedIds:
         elif env.type == "ContainerCreated":
             ids.append(env.data["container"])
             names.append(env.data["name"])
-    return RecordedIds(ids, names, _FALLBACK_IDS)
+    return RecordedIds(ids, names, _FALLBACK_IDS) if ids or names else None
 
 
 def _data_of(group: Sequence[Envelope], xf: ExportFile, *types: str) -> bytes:
@@ -122,7 +124,7 @@ def _data_of(group: Sequence[Envelope], xf: ExportFile, *types: str) -> bytes:
 
 
 def execute(
-    host: DockerHost, name: str, args: dict[str, Any], group: Sequence[Envelope], xf: ExportFile
+    host: DockerHost, name: str, args: Mapping[str, Any], group: Sequence[Envelope], xf: ExportFile
 ) -> None:
     """Run one recorded command again."""
     a = args
@@ -257,14 +259,16 @@ def _replay_commands(
         first = group[0]
         if until is not None and first.seq > until:
             break
-        name, args = (first.cmd[0], dict(first.cmd[1])) if first.cmd else ("", {})
+        cmd = first.cmd
+        name, args = (cmd[0], cmd[1]) if cmd else ("", {})
         error: str | None = None
         got: list[Envelope] = []
         try:
             if not name or name in FACT_COMMANDS:
                 got = host.record(_groups_as_facts([group]))
             else:
-                host.ids = _recorded_ids(group)
+                # A command that draws no id gets the fallback's, and diverges anyway.
+                host.ids = _recorded_ids(group) or _FALLBACK_IDS
                 host.session = first.session
                 host.next_ts = first.ts
                 host.last_events = []
