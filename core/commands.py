@@ -55,6 +55,7 @@ from dockstate.eventlog.envelope import Command, Envelope, NewEvent
 from dockstate.eventlog.log import EventLog, WriteTxn
 
 T = TypeVar("T")
+W = TypeVar("W")  # what a parent check looks paths up in
 log = structlog.get_logger(__name__)
 
 DISCARD_POLICIES: Final = ("stop", "remove")
@@ -907,27 +908,38 @@ def _writable(host: Host, c: Container, op: str, path: str) -> dict[str, str]:
 
 
 def _check_parents(host: Host, c: Container, op: str, path: str, *, create: bool) -> None:
-    _check_ancestors(lambda p: host.lookup(c, p), op, path, create=create)
+    _check_ancestors(host.lookup, c, op, path, create=create)
 
 
 def _check_host_parents(host: Host, op: str, path: str, *, create: bool) -> None:
-    _check_ancestors(host.host_files.get, op, path, create=create)
+    _check_ancestors(_host_lookup, host.host_files, op, path, create=create)
+
+
+def _host_lookup(files: Mapping[str, Entry], path: str) -> Entry | None:
+    return files.get(path)
 
 
 def _check_ancestors(
-    lookup: Callable[[str], Entry | None], op: str, path: str, *, create: bool
+    lookup: Callable[[W, str], Entry | None], where: W, op: str, path: str, *, create: bool
 ) -> None:
-    """Refuse a path whose parent is missing (unless ``create``) or is not a directory."""
-    for anc in fs.ancestors(path):
-        entry = lookup(anc)
+    """Refuse a path whose parent is missing (unless ``create``) or is not a directory.
+
+    ``lookup(where, ancestor)`` finds each ancestor of the normalised ``path``.
+    """
+    # Nearest first, by slicing at each "/" (posixpath.dirname per level costs more;
+    # every file write checks its parents).
+    i = path.rfind("/")
+    while i > 0:
+        entry = lookup(where, path[:i])
         if entry is None:
             if not create:
                 raise FileSystemError(op, path, "No such file or directory")
+            i = path.rfind("/", 0, i)
             continue
         if entry.kind != DIR:
             raise FileSystemError(op, path, "Not a directory")
         # The nearest existing dir decides; everything above it exists too.
-        break
+        return
 
 
 def _check_not_mountpoint(c: Container, op: str, path: str, *, below: bool) -> None:
