@@ -622,18 +622,31 @@ def _container_created(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> N
     host.names[c.name] = cid
 
 
+#: `TABLE` by event tag, destinations as plain values: ``(state, tag) -> state``
+#: without an enum's ``.value`` (a Python-level property) at every lifecycle event.
+_NEXT: dict[tuple[str, str], str] = {
+    (state, tag): dest.value
+    for tag, trigger in CONTAINER_TRIGGERS.items()
+    for (state, on), dest in TABLE.items()
+    if on == trigger
+}
+
+
 def _transition(host: Host, seq: int, cid: str, tag: str) -> Container:
-    c = host.container(seq, cid)
-    dest = TABLE.get((c.state, CONTAINER_TRIGGERS[tag]))
+    c = host.containers.get(cid)
+    if c is None:
+        c = host.container(seq, cid)  # raises
+    dest = _NEXT.get((c.state, tag))
     if dest is None:
         raise LifecycleViolation(seq, cid, tag, c.state)
-    c.state = dest.value
+    c.state = dest
     return c
 
 
 def _discard(c: Container, tmpfs_only: bool) -> None:
-    for target in c.tmpfs:
-        c.tmpfs[target] = {}
+    tmpfs = c.tmpfs
+    for target in tmpfs:
+        tmpfs[target] = {}
     if not tmpfs_only:
         c.rw = {}
         c.copy_ups = {}
