@@ -23,8 +23,8 @@ run with ``discard_on=remove``, half with ``discard_on=stop``. Then:
 (c) ``Reader(log).cat(container, path, at=seq)`` of a file written in a
     container's writable layer, volume or tmpfs at a random past seq (a
     fresh Reader each time); target p50 <= 20 ms.
-(d) peak RSS (``ru_maxrss``) of a full rebuild in a child process; target
-    <= 1 GiB.
+(d) peak RSS of a full rebuild in a child process (its ``VmHWM``; see
+    `child_rebuild`); target <= 1 GiB.
 
 Run: /work/venv/bin/python bench/projections.py [--quick] [--keep PATH] [--profile]
 """
@@ -455,13 +455,19 @@ def child_rebuild(path: str) -> None:
     t0 = time.perf_counter()
     state = Projector(log, every=0, version=NO_SNAPSHOTS).state_at()
     elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     status = _status()  # before anything else is built
+    # The peak is the child's own high-water mark (VmHWM). ru_maxrss is not: a child
+    # spawned with (v)fork + exec starts its ru_maxrss from the parent's, so it showed
+    # the bench process's peak (its rounds of (a), the snapshot pass) whenever that was
+    # the larger.
+    rss = status["VmHWM"] * 1024 if "VmHWM" in status else maxrss
     records = len(state.ledger.records)  # builds every record: after the measurement
     print(
         json.dumps(
             {
                 "rss": rss,
+                "ru_maxrss": maxrss,
                 "seconds": elapsed,
                 "events": state.seq,
                 "containers": len(state.host.containers),
@@ -601,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     results["rss"] = child["rss"] <= RSS_TARGET
     status = child.get("status", {})
     print(
-        f"  ru_maxrss {child['rss'] / 2**20:,.0f} MiB (target <= 1024 MiB: {verdict(results['rss'])});"
+        f"  VmHWM {child['rss'] / 2**20:,.0f} MiB (target <= 1024 MiB: {verdict(results['rss'])};"
+        f" ru_maxrss {child['ru_maxrss'] / 2**20:,.0f} MiB, which includes the parent's peak);"
         f" at the end RssAnon {status.get('RssAnon', 0) / 1024:,.0f} MiB,"
         f" RssFile {status.get('RssFile', 0) / 1024:,.0f} MiB;"
         f" rebuild {child['seconds']:.1f}s; state: {child['containers']:,} containers,"
