@@ -270,6 +270,24 @@ class LmdbEventLog:
             self._reading(lambda txn: list(read_subject(txn, self._dbs, subject, start, stop)))
         )
 
+    def subjects(self, prefix: str) -> list[str]:
+        raw = prefix.encode()
+
+        def scan(txn: Any) -> list[str]:
+            cur = txn.cursor(self._dbs.by_subject)
+            out: list[str] = []
+            found = cur.set_range(raw)
+            while found:
+                key = cur.key()
+                if not key.startswith(raw):
+                    break
+                if not key.startswith(b"#"):  # a long subject, indexed by its hash
+                    out.append(bytes(key).decode())
+                found = cur.next_nodup()
+            return out
+
+        return self._reading(scan)
+
     def subject_seqs(self, subject: str, start: int = 1, stop: int | None = None) -> list[int]:
         """The seqs of the events about ``subject`` (no decoding)."""
         return self._reading(lambda txn: subject_seqs(txn, self._dbs, subject, start, stop))

@@ -118,6 +118,14 @@ class EventLog(Protocol):
         """Events about ``subject``, in seq order, within ``start..stop``."""
         ...
 
+    def subjects(self, prefix: str) -> list[str]:
+        """The subjects indexed so far that begin with ``prefix``, sorted.
+
+        A subject longer than 400 bytes is indexed by its hash in the LMDB log and is
+        not listed there.
+        """
+        ...
+
     def head(self) -> Head: ...
 
     def seq_at(self, ts: int) -> int:

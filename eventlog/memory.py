@@ -194,6 +194,9 @@ class InMemoryEventLog:
         for seq in self.subject_seqs(subject, start, stop):
             yield decode(self._events[seq - 1])
 
+    def subjects(self, prefix: str) -> list[str]:
+        return sorted(s for s in self._subjects if s.startswith(prefix))
+
     def subject_seqs(self, subject: str, start: int = 1, stop: int | None = None) -> list[int]:
         seqs = self._subjects.get(subject, [])
         lo = bisect.bisect_left(seqs, start)

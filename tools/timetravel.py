@@ -175,7 +175,10 @@ class Timeline:
             where: tuple[str, str] | None = (VOLUME, name)
         elif kind == "host":
             path = fs.normalize(rest)
-            subjects = [f"h:{path}", *(f"h:{a}" for a in fs.ancestors(path))]
+            # The path, its ancestors (a bind of a parent dir) and everything indexed below
+            # it (host files and binds inside it).
+            below = self.log.subjects("h:" + path.rstrip("/") + "/")
+            subjects = [f"h:{path}", *(f"h:{a}" for a in fs.ancestors(path)), *below]
             merged = {e.seq: e for s in subjects for e in self.reader.history(s)}
             envs = [merged[s] for s in sorted(merged)]
             where = (BIND, "")

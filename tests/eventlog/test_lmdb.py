@@ -257,16 +257,16 @@ class TestMapGrowth:
                 assert child.returncode == 0, child.stderr
                 grow(at_least)
 
-            with pytest.raises(StorageError) as caught, store.bulk(batch=1000):
+            with store.bulk(batch=1000):
                 store.append([NewEvent("Kept", {})])
-                store.read(1)  # puts it into the batch's transaction
-                list(store.read(1))
+                list(store.read(1))  # puts it into the batch's transaction
                 monkeypatch.setattr(store, "_grow", grow_while_another_process_writes)
-                store.write(
-                    lambda tx: tx.append(
-                        [NewEvent("Big", {"b": tx.put_blob(os.urandom(80 * MIB))})]
+                with pytest.raises(StorageError) as caught:
+                    store.write(
+                        lambda tx: tx.append(
+                            [NewEvent("Big", {"b": tx.put_blob(os.urandom(80 * MIB))})]
+                        )
                     )
-                )
 
             assert_one_line_storage_error(caught.value, store_path)
             assert "another process" in str(caught.value)

@@ -221,6 +221,23 @@ class TestRead:
         assert head.hash == chain_hash(stored[-1].prev, encode(stored[-1]))
 
 
+class TestSubjects:
+    def test_subjects_under_a_prefix_are_listed_once_each_in_order(self, log: EventLog):
+        """Every indexed subject with the prefix, however many events name it; no others."""
+        for subject in ("h:/srv/b", "h:/srv/a/x", "h:/srv", "h:/srvx", "c:1", "h:/srv/a/x"):
+            log.append([NewEvent("E", {}, (subject,))])
+
+        assert log.subjects("h:/srv/") == ["h:/srv/a/x", "h:/srv/b"]
+        assert log.subjects("h:/srv") == ["h:/srv", "h:/srv/a/x", "h:/srv/b", "h:/srvx"]
+        assert log.subjects("v:") == []
+
+    def test_subjects_inside_a_bulk_block_include_its_writes(self, log: EventLog):
+        """A subject first named by a write of the current batch is listed."""
+        with log.bulk(batch=1000):
+            log.append([NewEvent("E", {}, ("v:data",))])
+            assert log.subjects("v:") == ["v:data"]
+
+
 class TestSeqAt:
     def test_seq_at_maps_a_time_to_the_last_event_recorded_at_or_before_it(
         self, log: EventLog, clock: FakeClock

@@ -337,6 +337,9 @@ def test_diff_of_a_deleted_image_file_gives_its_size_in_the_image(
         ("host:/srv/www/index.html", [6, 7, 9]),
         ("host:/srv/www/page.html", [6, 9, 16]),
         ("host:/srv/other.txt", [8]),
+        # a dir: the host files below it and the container writes through a bind inside it
+        ("host:/srv", [6, 7, 8, 9, 16]),
+        ("host:/", [6, 7, 8, 9, 16]),
     ],
 )
 def test_history_lists_every_event_that_touched_a_target(
