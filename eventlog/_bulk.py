@@ -87,8 +87,12 @@ class _Pending(Rows):
             txn.cursor(dbs.events).putmulti(zip(self.keys, self.raws, strict=True), append=True)
             txn.cursor(dbs.by_time).putmulti(zip(self.ts_keys, self.keys, strict=True), append=True)
         if self.subject_keys:
-            # Sorted, each subject's seqs go in along one walk of its leaf.
-            subjects = sorted(zip(self.subject_keys, self.subject_seqs, strict=True))
+            # Sorted, each subject's seqs go in along one walk of its leaf. Seqs were
+            # staged in order, so a stable sort on the subject alone sorts the pairs
+            # (comparing keys only is cheaper than comparing tuples).
+            keys, seqs = self.subject_keys, self.subject_seqs
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            subjects = zip(map(keys.__getitem__, order), map(seqs.__getitem__, order), strict=True)
             txn.cursor(dbs.by_subject).putmulti(subjects, dupdata=True)
         if self.blobs:
             txn.cursor(dbs.blobs).putmulti(sorted(self.blobs.items()), overwrite=False)
