@@ -609,9 +609,12 @@ class DockerHost:
         def decide(host: Host, c: Container, tx: WriteTxn) -> Decision:
             where = _writable(host, c, op, p)
             current = host.lookup(c, p)
-            if current is not None and current.kind == DIR:
+            if current is None:
+                _check_parents(host, c, op, p, create=True)
+            elif current.kind == DIR:
                 raise FileSystemError(op, p, "Is a directory")
-            _check_parents(host, c, op, p, create=True)
+            # (A path that is there has parent dirs: the write or copy that made it
+            # checked them, and a dir with something in it cannot become a file.)
             chunks = tuple(tx.put_blob(data))
             if append:
                 return [
