@@ -128,7 +128,12 @@ def execute(
 ) -> None:
     """Run one recorded command again."""
     a = args
-    if name in ("create", "run"):
+    if name in ("write", "append"):  # most recorded commands: tested first
+        data = _data_of(group, xf, "FileWritten", "FileAppended")
+        host.write_file(
+            a["container"], a["path"], data, append=name == "append", mode=a.get("mode", 0o644)
+        )
+    elif name in ("create", "run"):
         host.create(
             a["image"],
             name=a.get("name"),
@@ -148,11 +153,6 @@ def execute(
         host.delete(a["container"], a["path"], recursive=a.get("recursive", False))
     elif name == "rm":
         host.remove(a["container"], force=a.get("force", False), volumes=a.get("volumes", False))
-    elif name in ("write", "append"):
-        data = _data_of(group, xf, "FileWritten", "FileAppended")
-        host.write_file(
-            a["container"], a["path"], data, append=name == "append", mode=a.get("mode", 0o644)
-        )
     elif name == "mkdir":
         host.mkdir(
             a["container"], a["path"], parents=a.get("parents", False), mode=a.get("mode", 0o755)
