@@ -83,7 +83,8 @@ class NewEvent(NamedTuple):
 #: Packs an envelope (a tuple, so a msgpack array in field order); `encode` is the documented name.
 pack_envelope: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _unpackb = msgpack.unpackb
-_make = Envelope._make
+_new = tuple.__new__
+_FIELDS: Final = len(Envelope._fields)
 
 
 def encode(env: Envelope) -> bytes:
@@ -99,9 +100,13 @@ def decode(raw: bytes) -> Envelope:
         CorruptStoreError: the bytes are not an envelope this version reads.
     """
     try:
-        return _make(_unpackb(raw, raw=False, use_list=False, strict_map_key=False))
+        fields = _unpackb(raw, raw=False, use_list=False, strict_map_key=False)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise CorruptStoreError(f"cannot decode event: {exc}") from exc
+    # What Envelope._make does, without its Python-level call: every read decodes.
+    if type(fields) is not tuple or len(fields) != _FIELDS:
+        raise CorruptStoreError(f"cannot decode event: not an envelope of {_FIELDS} fields")
+    return _new(Envelope, fields)
 
 
 def chain_hash(prev: bytes, raw: bytes) -> bytes:
