@@ -359,8 +359,6 @@ class Host:
         self._removed_ids: dict[str, None] | bytes | Stored = {}  # ordered: re-encodes the same
         self._removed_decoder: Callable[[bytes], list[Container]] | None = None
         self._removed_ids_decoder: Callable[[bytes], list[str]] | None = None
-        #: how one id appears in the encoded list of ids (see `was_removed`)
-        self._removed_id_bytes: Callable[[str], bytes] | None = None
         self.names: dict[str, str] = {}
         self.volumes: dict[str, Volume] = {}
         self.host_files: Tree = {}
@@ -392,16 +390,11 @@ class Host:
         ids: bytes | Stored,
         decode: Callable[[bytes], list[Container]],
         decode_ids: Callable[[bytes], list[str]],
-        id_bytes: Callable[[str], bytes] | None = None,
     ) -> None:
-        """Removed containers still encoded: chunks of containers and the list of their ids.
-
-        ``id_bytes`` gives the bytes an id is encoded as inside that list, when the
-        list is the concatenation of its ids' encodings (a msgpack array is).
-        """
+        """Removed containers still encoded: chunks of containers and the list of their ids."""
         self._removed, self._removed_encoded = {}, list(encoded)
         self._removed_ids, self._removed_decoder = ids, decode
-        self._removed_ids_decoder, self._removed_id_bytes = decode_ids, id_bytes
+        self._removed_ids_decoder = decode_ids
 
     def removed_ids(self) -> dict[str, None]:
         """The ids of the removed containers still encoded (decoded on first use)."""
@@ -413,18 +406,7 @@ class Host:
         return ids
 
     def was_removed(self, container_id: str) -> bool:
-        if container_id in self._removed:
-            return True
-        ids = self._removed_ids
-        if not isinstance(ids, dict) and self._removed_id_bytes is not None:
-            # Every container created in a fold asks, and decoding thousands of ids takes
-            # about a millisecond. The encoded list holds each id's own encoding, so an id
-            # whose encoding is not in it is not in the list: only a hit needs decoding.
-            if isinstance(ids, Stored):
-                self._removed_ids = ids = ids.load()  # unchanged: stored as the same blob
-            if self._removed_id_bytes(container_id) not in ids:
-                return False
-        return container_id in self.removed_ids()
+        return container_id in self._removed or container_id in self.removed_ids()
 
     # -- reading -------------------------------------------------------------
 

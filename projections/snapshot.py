@@ -330,7 +330,6 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
         _lazy(d["removed_ids"], source),
         lambda raw: [_uncontainer(row, source, {}) for row in _unpack(raw)],
         lambda raw: list(_unpack(raw)),
-        _pack,  # the ids are a msgpack array of str: each one packed, one after another
     )
     host.names = {c.name: c.id for c in host.containers.values()}
     # a long history leaves thousands of volumes (anonymous ones outlive their containers):

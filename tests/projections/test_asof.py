@@ -227,20 +227,6 @@ def test_removed_containers_stay_encoded_until_asked_for(docker):
     assert not host._removed_encoded
 
 
-def test_was_removed_answers_from_the_encoded_ids(docker):
-    """A loaded host tells a removed id from a new one without decoding the ids (unless hit)."""
-    _busy(docker)
-    log = docker.log
-    Projector(log, every=0).snapshot()
-    db = next(iter(Projector(log, every=0).state_at().host.removed_ids()))
-    host = Projector(log, every=0).state_at().host
-    assert not host.was_removed("f" * 64)
-    assert not host.was_removed(db[:-1])  # a prefix of an id is not the id
-    assert not isinstance(host._removed_ids, dict)  # still encoded
-    assert host.was_removed(db)
-    assert list(host.removed_ids()) == [db]
-
-
 def test_a_read_of_the_head_past_a_long_tail_leaves_a_snapshot_there(docker_on):
     """With head_snapshot_after set, the next read of the head starts from a snapshot at it."""
     _busy(docker_on)
