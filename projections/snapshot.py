@@ -31,6 +31,7 @@ from dockstate.core.state import (
     Volume,
     decode_tree,
     encode_tree,
+    id_prefixes,
 )
 from dockstate.projections import _gc
 from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
@@ -41,7 +42,8 @@ from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
 #: removed containers decoded when used (3 was a development format).
 #: 5: a tree is the array of its paths and that of its entries (see `encode_tree`), a
 #: mount the array of its fields.
-VERSION: Final = 5
+#: 6: the removed ids' `id_prefixes`, sorted (``removed_prefixes``).
+VERSION: Final = 6
 #: The snapshots db name of ledger segments (the host's is `asof.NAME`).
 LEDGER: Final = "ledger"
 
@@ -202,12 +204,15 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
     for i in range(0, len(rows), REMOVED_CHUNK):
         removed.append(_bulky(_pack(rows[i : i + REMOVED_CHUNK]), store))
     ids = host._removed_ids
-    if isinstance(ids, dict):
-        ids_field = _bulky(_pack([*ids, *host._removed]), store)
-    elif host._removed:
-        ids_field = _bulky(_pack([*host.removed_ids(), *host._removed]), store)
+    if isinstance(ids, dict) or host._removed:
+        every_id = [*host.removed_ids(), *host._removed]
+        ids_field = _bulky(_pack(every_id), store)
+        prefixes = id_prefixes(every_id)
     else:
         ids_field = _bulky(ids, store)  # unchanged since it was loaded
+        prefixes = host._removed_prefixes
+        if prefixes is None:
+            prefixes = id_prefixes(host.removed_ids())
     return _pack(
         {
             "seq": host.seq,
@@ -245,6 +250,7 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
             # chunks a snapshot left encoded pass through; then those removed since
             "removed": removed,
             "removed_ids": ids_field,
+            "removed_prefixes": prefixes,
             "volumes": [
                 [
                     v.name,
@@ -330,6 +336,7 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
         _lazy(d["removed_ids"], source),
         lambda raw: [_uncontainer(row, source, {}) for row in _unpack(raw)],
         lambda raw: list(_unpack(raw)),
+        d["removed_prefixes"],
     )
     host.names = {c.name: c.id for c in host.containers.values()}
     # a long history leaves thousands of volumes (anonymous ones outlive their containers):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dockstate.core import events as ev
 from dockstate.core.commands import DockerHost
@@ -19,10 +20,13 @@ from dockstate.core.state import (
     _HANDLERS,
     Host,
     InconsistentLogError,
+    _has_prefix,
+    _id_prefix,
     decode_table,
     decode_tree,
     encode_table,
     encode_tree,
+    id_prefixes,
 )
 from dockstate.eventlog import EventLog, InMemoryEventLog, LmdbEventLog, NewEvent
 from tests import strategies as strat
@@ -199,3 +203,17 @@ def test_a_container_created_twice_is_an_inconsistent_log(store: LmdbEventLog):
     with pytest.raises(InconsistentLogError, match=f"container {cid[:12]} created twice"):
         fold(store)
     assert dup.seq == store.head().seq
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.lists(st.text(min_size=0, max_size=12)),
+    probe=st.text(min_size=0, max_size=12),
+)
+def test_id_prefixes_find_every_id_and_miss_only_what_is_absent(ids, probe):
+    """`was_removed`'s prefilter: no false negative, and a miss means no id has that prefix."""
+    prefixes = id_prefixes(ids)
+    for i in ids:
+        assert _has_prefix(prefixes, _id_prefix(i))
+    shared = any(_id_prefix(i) == _id_prefix(probe) for i in ids)
+    assert _has_prefix(prefixes, _id_prefix(probe)) == shared

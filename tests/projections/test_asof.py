@@ -227,6 +227,21 @@ def test_removed_containers_stay_encoded_until_asked_for(docker):
     assert not host._removed_encoded
 
 
+def test_was_removed_tells_new_ids_without_decoding_the_removed_ones(docker):
+    """A loaded host answers a new id from the ids' prefixes, and a removed one from the ids."""
+    _busy(docker)
+    log = docker.log
+    Projector(log, every=0).snapshot()
+    host = Projector(log, every=0).state_at().host
+    assert host._removed_prefixes is not None
+    assert not host.was_removed("f" * 64)
+    assert not isinstance(host._removed_ids, dict)  # still encoded
+    (db,) = Projector(log, every=0).state_at().host.removed_ids()
+    assert not host.was_removed(db[:8] + "0" * 56)  # same prefix, another id: decodes
+    assert isinstance(host._removed_ids, dict)
+    assert host.was_removed(db)
+
+
 def test_a_read_of_the_head_past_a_long_tail_leaves_a_snapshot_there(docker_on):
     """With head_snapshot_after set, the next read of the head starts from a snapshot at it."""
     _busy(docker_on)
