@@ -36,6 +36,8 @@ def test_objects_a_caller_froze_stay_frozen():
         frozen = gc.get_freeze_count()
         with _gc.paused():
             [[i] for i in range(100)]
-        assert gc.get_freeze_count() == frozen
+        # frozen objects that die meanwhile leave the count (another test's, on this
+        # worker): it may drop, but neither empties (an unfreeze) nor grows (a freeze)
+        assert 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
