@@ -210,9 +210,8 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
         prefixes = id_prefixes(every_id)
     else:
         ids_field = _bulky(ids, store)  # unchanged since it was loaded
-        prefixes = host._removed_prefixes
-        if prefixes is None:
-            prefixes = id_prefixes(host.removed_ids())
+        loaded = host._removed_prefixes
+        prefixes = loaded if loaded is not None else id_prefixes(host.removed_ids())
     return _pack(
         {
             "seq": host.seq,
