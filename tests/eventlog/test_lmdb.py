@@ -468,6 +468,72 @@ def test_a_store_killed_mid_write_reopens_whole_with_every_reported_append(
     assert reported > 0, f"seed {seed}: no round wrote anything"
 
 
+BULK_CRASH_CHILD = """
+    import os, sys, time
+    from dockstate.eventlog import LmdbEventLog, NewEvent
+    store = LmdbEventLog(sys.argv[1], clock=time.time_ns)
+    round_ = int(sys.argv[2])
+    i = 0
+    while True:
+        # One bulk block of 1-40 writes (small batches, so commits fall inside blocks too);
+        # what it wrote is committed when the block is left, and only then reported.
+        with store.bulk(batch=7):
+            for _ in range(1 + i % 40):
+                def fn(tx, i=i):
+                    digests = tx.put_blob(os.urandom(i % 5 * 3000))
+                    event = NewEvent("Tick", {"round": round_, "i": i, "content": digests}, (f"r{i % 4}",))
+                    return tx.append([event] * (1 + i % 3))
+                store.write(fn)
+                i += 1
+        sys.stdout.write(f"{store.head().seq}\\n")
+        sys.stdout.flush()
+"""
+
+
+@pytest.mark.slow
+def test_a_store_killed_mid_bulk_block_reopens_whole_with_every_committed_batch(
+    store_path: Path, clock: FakeClock
+):
+    """SIGKILL during bulk writes leaves a verified store holding every block that was left."""
+    seed = random.randrange(1 << 32)
+    rng = random.Random(seed)
+    reported = 0
+    deadline = time.monotonic() + 15
+    rounds = 0
+    while rounds < 12 and (rounds < 8 or time.monotonic() < deadline):
+        with subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(BULK_CRASH_CHILD), str(store_path), str(rounds)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as child:
+            assert child.stdout is not None
+            first = child.stdout.readline()
+            time.sleep(rng.uniform(0.0, 0.3))
+            child.kill()
+            out, err = child.communicate()
+            out = first + out
+        assert child.returncode == -9, f"seed {seed}: child died on its own: {err}"
+        lines = [line for line in out.split("\n")[:-1] if line]  # the last may be cut
+        if lines:
+            reported = int(lines[-1])
+        rounds += 1
+        with LmdbEventLog(store_path, clock=clock) as store:
+            report = store.verify()
+            assert report.ok, f"seed {seed}, round {rounds}: {report}"
+            assert store.head().seq >= reported, f"seed {seed}, round {rounds}"
+            for env in store.read():
+                store.read_blobs(env.data["content"])
+            for subject in ("r0", "r1", "r2", "r3"):
+                seqs = store.subject_seqs(subject)
+                assert [e.seq for e in store.by_subject(subject)] == seqs
+                assert all(
+                    env.data["i"] % 4 == int(subject[1]) for env in store.by_subject(subject)
+                )
+            reported = store.head().seq
+    assert reported > 0, f"seed {seed}: no round wrote anything"
+
+
 WRITER_CHILD = """
     import sys, time
     from dockstate.eventlog import LmdbEventLog, NewEvent
