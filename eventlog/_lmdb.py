@@ -41,7 +41,7 @@ from dockstate.eventlog._tables import (
     unpack_head,
 )
 from dockstate.eventlog.chain import verify_chain
-from dockstate.eventlog.envelope import Command, Envelope, NewEvent
+from dockstate.eventlog.envelope import Command, Envelope, NewEvent, decode, fact_decoder
 from dockstate.eventlog.errors import StorageError, StoreFormatError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
 
@@ -248,17 +248,27 @@ class LmdbEventLog:
         return self._reading(lambda txn: unpack_head(txn.get(HEAD_KEY.encode(), db=self._dbs.meta)))
 
     def read(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        return self._read(start, stop, decode)
+
+    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        return self._read(start, stop, fact_decoder())
+
+    def _read(
+        self, start: int, stop: int | None, decode: Callable[[bytes], Envelope]
+    ) -> Iterator[Envelope]:
         if self._bulk is not None and self._bulk.active:
             # Read the uncommitted batch at once: it may commit, ending its
             # transaction, while the caller is still iterating.
-            yield from self._reading(lambda txn: list(read_range(txn, self._dbs, start, stop)))
+            yield from self._reading(
+                lambda txn: list(read_range(txn, self._dbs, start, stop, decode))
+            )
             return
         try:
             with self._env.begin(buffers=False) as txn:
-                yield from read_range(txn, self._dbs, start, stop)
+                yield from read_range(txn, self._dbs, start, stop, decode)
         except lmdb.MapResizedError:
             self._env.set_mapsize(0)
-            yield from self.read(start, stop)
+            yield from self._read(start, stop, decode)
         except lmdb.Error as exc:
             raise self._storage_error(exc) from exc
 

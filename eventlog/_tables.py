@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lmdb
@@ -65,7 +65,13 @@ class Dbs:
         self.meta = env.open_db(b"meta")
 
 
-def read_range(txn: Any, dbs: Dbs, start: int, stop: int | None) -> Iterator[Envelope]:
+def read_range(
+    txn: Any,
+    dbs: Dbs,
+    start: int,
+    stop: int | None,
+    decode: Callable[[bytes], Envelope] = decode,
+) -> Iterator[Envelope]:
     cur = txn.cursor(dbs.events)
     if not cur.set_range(U64.pack(max(start, 1))):
         return

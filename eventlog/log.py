@@ -112,6 +112,13 @@ class EventLog(Protocol):
         """Events with ``start <= seq <= stop`` in order (to the head when stop is None)."""
         ...
 
+    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        """`read` for folds: ``session``, ``cmd``, ``prev`` and ``subjects`` are left empty.
+
+        Only ``v, seq, ts, type, data`` are decoded, which is what folding needs.
+        """
+        ...
+
     def by_subject(
         self, subject: str, start: int = 1, stop: int | None = None
     ) -> Iterator[Envelope]:

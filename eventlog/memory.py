@@ -26,6 +26,7 @@ from dockstate.eventlog.envelope import (
     chain_hash,
     decode,
     encode,
+    fact_decoder,
 )
 from dockstate.eventlog.errors import CorruptStoreError, EmptySubjectError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
@@ -187,6 +188,13 @@ class InMemoryEventLog:
         last = len(events) if stop is None else min(stop, len(events))
         for seq in range(max(start, 1), last + 1):
             yield decode(events[seq - 1])
+
+    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+        decode_facts = fact_decoder()
+        events = self._events
+        last = len(events) if stop is None else min(stop, len(events))
+        for seq in range(max(start, 1), last + 1):
+            yield decode_facts(events[seq - 1])
 
     def by_subject(
         self, subject: str, start: int = 1, stop: int | None = None

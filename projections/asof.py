@@ -111,7 +111,7 @@ class Projector:
                 log.warning("snapshot.ledger_unreadable", seq=at, error=str(exc))
                 state = self.empty()
                 with _gc.paused():
-                    state.apply_all(self.log.read(1, seq))
+                    state.apply_all(self.log.read_facts(1, seq))
                 return state.ledger.records
             chain.append(records)
             at = prev
@@ -221,15 +221,15 @@ class Projector:
         every = self.every
         with _gc.paused():
             if not every:
-                state.apply_all(self.log.read(start, target))
+                state.apply_all(self.log.read_facts(start, target))
                 return
             # fold up to each multiple of `every` below the target, and leave a snapshot there
             next_snap = (state.seq // every + 1) * every
             while next_snap < target:
-                state.apply_all(self.log.read(state.seq + 1, next_snap))
+                state.apply_all(self.log.read_facts(state.seq + 1, next_snap))
                 self._snapshot_here(state, next_snap)
                 next_snap += every
-            state.apply_all(self.log.read(state.seq + 1, target))
+            state.apply_all(self.log.read_facts(state.seq + 1, target))
 
     def _hash_at(self, seq: int) -> bytes:
         """The chain hash after event ``seq``: the ``prev`` the event after it recorded."""

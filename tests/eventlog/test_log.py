@@ -159,6 +159,21 @@ class TestRead:
         assert seqs(log.read()) == list(range(1, 11))
         assert seqs(log.read(0, 2)) == [1, 2]
 
+    def test_read_facts_gives_what_a_fold_reads_and_leaves_the_rest_empty(self, log: EventLog):
+        """``read_facts`` has each event's v, seq, ts, type and data; nothing else."""
+        log.append(events(3, subject="c7", size=5), session="s1", cmd=Command("write", {"a": 1}))
+        with log.bulk(batch=100):
+            log.append(events(2, subject="c8"))
+            facts = list(log.read_facts(2))  # inside a bulk block, staged rows too
+        full = list(log.read(2))
+
+        assert [(f.v, f.seq, f.ts, f.type, f.data) for f in facts] == [
+            (e.v, e.seq, e.ts, e.type, e.data) for e in full
+        ]
+        assert {(f.session, f.cmd, f.prev, f.subjects) for f in facts} == {("", None, b"", ())}
+        assert seqs(log.read_facts(3, 4)) == [3, 4]
+        assert list(log.read_facts(6)) == []
+
     def test_an_empty_range_or_one_beyond_the_head_yields_nothing(self, log: EventLog):
         """Reading an empty log, past the head, or with stop before start yields no events."""
         assert list(log.read()) == []
