@@ -913,6 +913,28 @@ def _rw_dirs(rw: Tree, lower: Tree, ancs: tuple[str, ...], seq: int, ts: int) ->
         rw[anc] = _entry((DIR, 0o755, 0, (), seq, ts, 0, 0, "", False))
 
 
+def _below_first_write(
+    host: Host, c: Container, rw: Tree, path: str
+) -> tuple[Tree, tuple[str, ...], bool, Entry | None]:
+    """For a first write of ``path`` into ``c``'s writable layer: the lower tree, the
+    path's ancestry, whether the writable layer hides the lower one above the path, and
+    the lower entry the path shows (None when hidden or absent)."""
+    lower = host.lower(c)
+    ancs = ancestry_of(path) or ancestry(path)
+    hidden = bool(rw) and _rw_hides_lower(rw, ancs)
+    return lower, ancs, hidden, None if hidden else lower.get(path)
+
+
+def _rw_make_parents(
+    rw: Tree, lower: Tree, path: str, ancs: tuple[str, ...], *, hidden: bool, seq: int, ts: int
+) -> None:
+    """Make the missing parents of a first write in the writable layer."""
+    if hidden:
+        _rw_parents(rw, lower, path, seq, ts)
+    else:
+        _rw_dirs(rw, lower, ancs, seq, ts)
+
+
 @_on("FileWritten")
 def _file_written(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
     c = host.containers.get(d["container"])
@@ -928,18 +950,12 @@ def _file_written(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
             if old is None:
                 # a first write: count the copy-up of a lower file it replaces (or put the
                 # file over a lower symlink), make the parents, put the file
-                lower = host.lower(c)
-                ancs = ancestry_of(path) or ancestry(path)
-                hidden = bool(rw) and _rw_hides_lower(rw, ancs)
-                shown = None if hidden else lower.get(path)
+                lower, ancs, hidden, shown = _below_first_write(host, c, rw, path)
                 if shown is None or shown.kind != DIR:
                     if shown is not None and shown.kind == FILE:
                         c.copy_ups[path] = shown.size
                         rw[path] = shown  # keeps `_Target`'s insertion order
-                    if hidden:
-                        _rw_parents(rw, lower, path, seq, ts)
-                    else:
-                        _rw_dirs(rw, lower, ancs, seq, ts)
+                    _rw_make_parents(rw, lower, path, ancs, hidden=hidden, seq=seq, ts=ts)
                     rw[path] = entry
                     return
             elif old.kind == FILE:
@@ -973,15 +989,9 @@ def _file_appended(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
             rw = c._rw if type(c._rw) is dict else c.rw  # the property costs a call
             old = rw.get(path)
             if old is None:
-                lower = host.lower(c)
-                ancs = ancestry_of(path) or ancestry(path)
-                hidden = bool(rw) and _rw_hides_lower(rw, ancs)
-                shown = None if hidden else lower.get(path)
+                lower, ancs, hidden, shown = _below_first_write(host, c, rw, path)
                 if shown is None:
-                    if hidden:
-                        _rw_parents(rw, lower, path, seq, ts)
-                    else:
-                        _rw_dirs(rw, lower, ancs, seq, ts)
+                    _rw_make_parents(rw, lower, path, ancs, hidden=hidden, seq=seq, ts=ts)
                     rw[path] = _file_entry(0o644, d["size"], tuple(d["chunks"]), seq, ts)
                     return
                 if shown.kind == FILE:
