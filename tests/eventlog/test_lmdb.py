@@ -423,6 +423,29 @@ CRASH_CHILD = """
 """
 
 
+def _killed_at_random(
+    script: str, store_path: Path, round_: int, rng: random.Random, seed: int
+) -> list[str]:
+    """Run ``script`` on the store, kill it at a random moment after its first line, and
+    return the whole lines it printed (the last one may be cut and is dropped)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), str(store_path), str(round_)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as child:
+        # Wait for the first report (start-up is slow on a loaded machine), then kill
+        # at a random moment of the write loop.
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        time.sleep(rng.uniform(0.0, 0.3))
+        child.kill()
+        out, err = child.communicate()
+        out = first + out
+    assert child.returncode == -9, f"seed {seed}: child died on its own: {err}"
+    return [line for line in out.split("\n")[:-1] if line]
+
+
 @pytest.mark.slow
 def test_a_store_killed_mid_write_reopens_whole_with_every_reported_append(
     store_path: Path, clock: FakeClock
@@ -434,22 +457,7 @@ def test_a_store_killed_mid_write_reopens_whole_with_every_reported_append(
     deadline = time.monotonic() + 25
     rounds = 0
     while rounds < 24 and (rounds < 20 or time.monotonic() < deadline):
-        with subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(CRASH_CHILD), str(store_path), str(rounds)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as child:
-            # Wait for the first append to return (start-up is slow on a loaded
-            # machine), then kill at a random moment of the write loop.
-            assert child.stdout is not None
-            first = child.stdout.readline()
-            time.sleep(rng.uniform(0.0, 0.3))
-            child.kill()
-            out, err = child.communicate()
-            out = first + out
-        assert child.returncode == -9, f"seed {seed}: child died on its own: {err}"
-        lines = [line for line in out.split("\n")[:-1] if line]  # the last may be cut
+        lines = _killed_at_random(CRASH_CHILD, store_path, rounds, rng, seed)
         if lines:
             assert int(lines[-1]) > reported, f"seed {seed}"
             reported = int(lines[-1])
@@ -501,20 +509,7 @@ def test_a_store_killed_mid_bulk_block_reopens_whole_with_every_committed_batch(
     deadline = time.monotonic() + 15
     rounds = 0
     while rounds < 12 and (rounds < 8 or time.monotonic() < deadline):
-        with subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(BULK_CRASH_CHILD), str(store_path), str(rounds)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as child:
-            assert child.stdout is not None
-            first = child.stdout.readline()
-            time.sleep(rng.uniform(0.0, 0.3))
-            child.kill()
-            out, err = child.communicate()
-            out = first + out
-        assert child.returncode == -9, f"seed {seed}: child died on its own: {err}"
-        lines = [line for line in out.split("\n")[:-1] if line]  # the last may be cut
+        lines = _killed_at_random(BULK_CRASH_CHILD, store_path, rounds, rng, seed)
         if lines:
             reported = int(lines[-1])
         rounds += 1
