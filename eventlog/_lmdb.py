@@ -41,7 +41,7 @@ from dockstate.eventlog._tables import (
     unpack_head,
 )
 from dockstate.eventlog.chain import verify_chain
-from dockstate.eventlog.envelope import Command, Envelope, NewEvent, decode, fact_decoder
+from dockstate.eventlog.envelope import Command, Envelope, NewEvent, decode, decode_facts
 from dockstate.eventlog.errors import StorageError, StoreFormatError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
 
@@ -251,7 +251,7 @@ class LmdbEventLog:
         return self._read(start, stop, decode)
 
     def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
-        return self._read(start, stop, fact_decoder())
+        return self._read(start, stop, decode_facts)
 
     def _read(
         self, start: int, stop: int | None, decode: Callable[[bytes], Envelope]

@@ -25,8 +25,8 @@ from dockstate.eventlog.envelope import (
     NewEvent,
     chain_hash,
     decode,
+    decode_facts,
     encode,
-    fact_decoder,
 )
 from dockstate.eventlog.errors import CorruptStoreError, EmptySubjectError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
@@ -190,7 +190,6 @@ class InMemoryEventLog:
             yield decode(events[seq - 1])
 
     def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
-        decode_facts = fact_decoder()
         events = self._events
         last = len(events) if stop is None else min(stop, len(events))
         for seq in range(max(start, 1), last + 1):
