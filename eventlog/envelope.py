@@ -147,13 +147,15 @@ def decode_facts(raw: bytes) -> Envelope:
     Raises:
         CorruptStoreError: the bytes are not an envelope this version reads.
     """
+    fields: tuple[Any, ...]
     try:
-        v, seq, ts, etype, _, _, _, data, _ = _decode_facts_typed(raw)
+        fields = _decode_facts_typed(raw)
     except msgspec.ValidationError:
-        v, seq, ts, etype, _, _, _, data, _ = decode(raw)  # another shape; raises if corrupt
+        fields = decode(raw)  # another shape; raises if corrupt
     except msgspec.DecodeError:
         decode(raw)  # raises CorruptStoreError with msgpack's reason
         raise CorruptStoreError("cannot decode event: malformed msgpack") from None
+    v, seq, ts, etype, _, _, _, data, _ = fields
     return _new(Envelope, (v, seq, ts, etype, "", None, b"", data, ()))
 
 
