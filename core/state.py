@@ -29,7 +29,7 @@ from dockstate.core.fs import DIR, FILE, WHITEOUT, Entry, Tree, ancestry, ancest
 from dockstate.core.lifecycle import TABLE, State
 from dockstate.core.mounts import BIND, VOLUME, Mount
 from dockstate.core.names import chain_ids
-from dockstate.eventlog.envelope import GENESIS_HASH, Envelope
+from dockstate.eventlog.envelope import GENESIS_HASH, Envelope, Facts
 
 #: Reads the content made of these blob digests.
 BlobReader = Callable[[Sequence[bytes]], bytes]
@@ -506,7 +506,7 @@ class Host:
 
     # -- folding -------------------------------------------------------------
 
-    def apply(self, env: Envelope) -> None:
+    def apply(self, env: Envelope | Facts) -> None:
         """Fold one event into the state."""
         handler = _HANDLERS.get(env.type)
         if handler is not None:
@@ -515,7 +515,7 @@ class Host:
         self.ts = env.ts
 
     def apply_all(
-        self, envs: Iterable[Envelope], watch: Mapping[str, Watcher] | None = None
+        self, envs: Iterable[Envelope | Facts], watch: Mapping[str, Watcher] | None = None
     ) -> None:
         """Fold events in order; ``watch[type]`` is shown each such event before it is folded."""
         handlers = _watched(watch) if watch else _HANDLERS

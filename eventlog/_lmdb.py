@@ -41,7 +41,14 @@ from dockstate.eventlog._tables import (
     unpack_head,
 )
 from dockstate.eventlog.chain import verify_chain
-from dockstate.eventlog.envelope import Command, Envelope, NewEvent, decode, decode_facts
+from dockstate.eventlog.envelope import (
+    Command,
+    Envelope,
+    Facts,
+    NewEvent,
+    decode,
+    decode_facts,
+)
 from dockstate.eventlog.errors import StorageError, StoreFormatError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
 
@@ -250,12 +257,12 @@ class LmdbEventLog:
     def read(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
         return self._read(start, stop, decode)
 
-    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Facts]:
         return self._read(start, stop, decode_facts)
 
     def _read(
-        self, start: int, stop: int | None, decode: Callable[[bytes], Envelope]
-    ) -> Iterator[Envelope]:
+        self, start: int, stop: int | None, decode: Callable[[bytes], Any]
+    ) -> Iterator[Any]:  # Envelope or Facts, as ``decode`` makes them
         if self._bulk is not None and self._bulk.active:
             # Read the uncommitted batch at once: it may commit, ending its
             # transaction, while the caller is still iterating.

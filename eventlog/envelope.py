@@ -111,52 +111,57 @@ def decode(raw: bytes) -> Envelope:
 
 
 #: The shapes of ``data`` the fold's decoder builds in C (msgspec): every value a scalar,
-#: a tuple of bytes (blob digests) or a map of scalars. That is nine events in ten of a
-#: busy host; the rest (a container's mounts, an image's config: arrays of maps or of
+#: a map of scalars, or a tuple of bytes (blob digests) and maps of scalars (mounts).
+#: That is all but a few events of a busy host; the rest (an image's config: arrays of
 #: arrays) fail this type and are decoded by msgpack. Either way the values are what
 #: `decode` gives: tuples for arrays, bytes for bin, str for str.
 _Scalar = str | int | bool | float | None
-_FactData = dict[str, _Scalar | tuple[bytes, ...] | dict[str, _Scalar]]
-#: ``session``, ``cmd``, ``prev`` and ``subjects`` as `msgspec.Raw`: skipped, not built.
-_decode_facts_typed = msgspec.msgpack.Decoder(
-    tuple[
-        int,
-        int,
-        int,
-        str,
-        msgspec.Raw,
-        msgspec.Raw,
-        msgspec.Raw,
-        _FactData,
-        msgspec.Raw,
-    ]
-).decode
+_FactData = dict[str, _Scalar | tuple[bytes | dict[str, _Scalar], ...] | dict[str, _Scalar]]
 
 
-def decode_facts(raw: bytes) -> Envelope:
-    """An envelope with only ``v, seq, ts, type, data`` read: what a fold needs.
+class Facts(NamedTuple):
+    """What a fold reads of a stored event: `Envelope`'s fields, ``v, seq, ts, type`` and
+    ``data`` decoded, ``session``, ``cmd``, ``prev`` and ``subjects`` left as undecoded
+    `msgspec.Raw` (a fold never reads them, and the command's args alone are about a
+    fifth of an envelope). msgspec builds it in C from the declared field types.
+    """
 
-    ``session``, ``cmd``, ``prev`` and ``subjects`` are skipped, not decoded (they come
-    back as ``""``, None, ``b""`` and ``()``): a fold never reads them, and the command's
-    args alone are about a fifth of an envelope. Decoding the rest with msgspec into a
-    declared type is about 2.4x faster than msgpack's generic unpacking (no per-object
-    Python-level dispatch, map keys cached); an envelope whose data has another shape,
+    v: int
+    seq: int
+    ts: int
+    type: str
+    session: msgspec.Raw
+    cmd: msgspec.Raw
+    prev: msgspec.Raw
+    data: _FactData
+    subjects: msgspec.Raw
+
+
+_decode_facts_typed = msgspec.msgpack.Decoder(Facts).decode
+_SKIPPED: Final = msgspec.Raw()
+
+
+def decode_facts(raw: bytes) -> Facts:
+    """The `Facts` of stored bytes: what a fold needs of an envelope.
+
+    msgspec decoding into the declared type is about 2.4x faster than msgpack's
+    generic unpacking (no per-object Python-level dispatch, map keys cached) and
+    skips the fields a fold does not read; an envelope whose data has another shape,
     or whose fields have another type, is decoded by `decode`, which also says why
     bytes that are no envelope are refused.
 
     Raises:
         CorruptStoreError: the bytes are not an envelope this version reads.
     """
-    fields: tuple[Any, ...]
     try:
-        fields = _decode_facts_typed(raw)
+        return _decode_facts_typed(raw)
     except msgspec.ValidationError:
-        fields = decode(raw)  # another shape; raises if corrupt
+        v, seq, ts, etype, _, _, _, data, _ = decode(raw)  # another shape; raises if corrupt
     except msgspec.DecodeError:
         decode(raw)  # raises CorruptStoreError with msgpack's reason
         raise CorruptStoreError("cannot decode event: malformed msgpack") from None
-    v, seq, ts, etype, _, _, _, data, _ = fields
-    return _new(Envelope, (v, seq, ts, etype, "", None, b"", data, ()))
+    skipped = _SKIPPED
+    return _new(Facts, (v, seq, ts, etype, skipped, skipped, skipped, data, skipped))
 
 
 def chain_hash(prev: bytes, raw: bytes) -> bytes:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol, TypeVar
 
-from dockstate.eventlog.envelope import Command, Envelope, NewEvent
+from dockstate.eventlog.envelope import Command, Envelope, Facts, NewEvent
 
 T = TypeVar("T")
 
@@ -112,10 +112,10 @@ class EventLog(Protocol):
         """Events with ``start <= seq <= stop`` in order (to the head when stop is None)."""
         ...
 
-    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
-        """`read` for folds: ``session``, ``cmd``, ``prev`` and ``subjects`` are left empty.
+    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Facts]:
+        """`read` for folds: `Facts`, with only ``v, seq, ts, type, data`` decoded.
 
-        Only ``v, seq, ts, type, data`` are decoded, which is what folding needs.
+        ``session``, ``cmd``, ``prev`` and ``subjects`` are left undecoded (msgspec.Raw).
         """
         ...
 

@@ -22,6 +22,7 @@ from dockstate.eventlog.envelope import (
     GENESIS_HASH,
     Command,
     Envelope,
+    Facts,
     NewEvent,
     chain_hash,
     decode,
@@ -189,7 +190,7 @@ class InMemoryEventLog:
         for seq in range(max(start, 1), last + 1):
             yield decode(events[seq - 1])
 
-    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Envelope]:
+    def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Facts]:
         events = self._events
         last = len(events) if stop is None else min(stop, len(events))
         for seq in range(max(start, 1), last + 1):

@@ -27,7 +27,7 @@ from dockstate.core.errors import LifecycleViolation
 from dockstate.core.mounts import BIND, VOLUME, Mount
 from dockstate.core.names import is_full_id
 from dockstate.core.state import Container, Host, InconsistentLogError
-from dockstate.eventlog.envelope import GENESIS_HASH, Envelope
+from dockstate.eventlog.envelope import GENESIS_HASH, Envelope, Facts
 from dockstate.eventlog.log import EventLog
 from dockstate.projections import _gc, snapshot
 from dockstate.projections.ledger import EVENT_NAMES, Ledger, LossRecord
@@ -53,11 +53,11 @@ class State:
     def seq(self) -> int:
         return self.host.seq
 
-    def apply(self, env: Envelope) -> None:
+    def apply(self, env: Envelope | Facts) -> None:
         self.ledger.observe(self.host, env.seq, env.ts, env.type, env.data)
         self.host.apply(env)
 
-    def apply_all(self, envs: Iterable[Envelope]) -> None:
+    def apply_all(self, envs: Iterable[Envelope | Facts]) -> None:
         # the ledger looks only at the events that discard data, before the host folds them
         observe = self.ledger.observe
         self.host.apply_all(envs, dict.fromkeys(EVENT_NAMES, observe))
