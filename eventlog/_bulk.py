@@ -179,19 +179,23 @@ class BulkWriteTxn(LmdbWriteTxn):
 
     def _put_chunks(self, chunks: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
         pending = self._pending
-        staged, get, db = pending.blobs, self._txn.get, self._dbs.blobs
+        staged, stored = pending.blobs, self._bulk.stored
         digests = []
         for digest, chunk in chunks:
-            if digest not in staged and get(digest, db=db) is None:
-                staged[digest] = blobs.RAW + chunk
-                if self._new_blobs is None:
-                    self._new_blobs = []
-                self._new_blobs.append(digest)
-                pending.blob_bytes += len(chunk)
-                pending.size += len(chunk) + 64
-                self.new_blob_bytes += len(chunk)
-                self._dirty = True
             digests.append(digest)
+            if digest in stored or digest in staged:
+                continue
+            if self._txn.get(digest, db=self._dbs.blobs) is not None:
+                stored.add(digest)
+                continue
+            staged[digest] = blobs.RAW + chunk
+            if self._new_blobs is None:
+                self._new_blobs = []
+            self._new_blobs.append(digest)
+            pending.blob_bytes += len(chunk)
+            pending.size += len(chunk) + 64
+            self.new_blob_bytes += len(chunk)
+            self._dirty = True
         return digests
 
     def get_blob(self, digest: bytes) -> bytes:
@@ -228,6 +232,9 @@ class Bulk:
         self.pending = _Pending()
         self.start_seq = 0
         self.room = 0
+        #: digests of blobs found in the batch's transaction: blobs are never deleted, so a
+        #: chunk written again and again (a replay) is looked up in LMDB once per batch.
+        self.stored: set[bytes] = set()
 
     @property
     def base_seq(self) -> int:
@@ -280,6 +287,7 @@ class Bulk:
         else:
             raise StorageError(f"store {store.path}: the map kept changing size")
         self.room = room
+        self.stored = set()
         self.head = self.base = LmdbWriteTxn(store, self.txn).head
         self.start_seq = self.head.seq
 

@@ -261,7 +261,7 @@ class LmdbWriteTxn:
         return read_subject(self._txn, self._dbs, subject, start, stop)
 
     def put_blob(self, data: bytes) -> list[bytes]:
-        return self._put_chunks(blobs.split(data))
+        return self._put_chunks(blobs.chunks_of(data))
 
     def put_blob_stream(self, chunks: Iterable[bytes]) -> tuple[list[bytes], int]:
         if iter(chunks) is chunks:

@@ -8,7 +8,7 @@ for the new bytes only, leaving the existing ones as they are.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 #: Largest chunk stored under one digest.
@@ -16,6 +16,38 @@ CHUNK_SIZE: Final = 1 << 20
 
 #: First byte of a stored chunk: how the rest is encoded.
 RAW: Final = b"\x00"
+
+
+class Digested(bytes):
+    """Bytes whose sha256 digest is already known, so that storing them does not hash them again.
+
+    Whoever makes one vouches for the digest: `digested` does so only after hashing
+    (an export file's blobs are checked against their digests as the file is read,
+    and a replay writes the same bytes again and again). Everything else about them
+    is plain bytes: slicing or joining them gives bytes.
+    """
+
+    sha256: bytes
+
+
+def digested(data: bytes, digest: bytes) -> Digested | None:
+    """``data`` carrying ``digest``, or None if ``digest`` is not the sha256 of ``data``."""
+    if hashlib.sha256(data).digest() != digest:
+        return None
+    out = Digested(data)
+    out.sha256 = digest
+    return out
+
+
+def chunks_of(
+    data: bytes | memoryview,
+) -> Sequence[tuple[bytes, bytes]] | Iterator[tuple[bytes, bytes]]:
+    """`split`, as a list when ``data`` is one chunk (most files): what a store iterates."""
+    if type(data) is Digested and len(data) <= CHUNK_SIZE:
+        return [(data.sha256, data)] if data else []
+    if len(data) <= CHUNK_SIZE and isinstance(data, bytes):
+        return [(hashlib.sha256(data).digest(), data)] if data else []
+    return split(data)
 
 
 def split(data: bytes | memoryview) -> Iterator[tuple[bytes, bytes]]:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockstate.eventlog import CHUNK_SIZE, content_digest
-from dockstate.eventlog.blobs import rechunk, split
+from dockstate.eventlog.blobs import Digested, chunks_of, digested, rechunk, split
 
 #: Enough random bytes for three chunks and a bit, made once.
 SOURCE = random.Random(0).randbytes(CHUNK_SIZE * 3 + 4096)
@@ -64,3 +64,33 @@ def test_content_digest_is_spelled_as_docker_spells_digests():
     assert content_digest(b"") == (
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
+
+
+@given(
+    size=st.sampled_from([0, 1, 4096, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, CHUNK_SIZE * 3])
+)
+def test_chunks_of_is_split_whatever_the_content_is_held_in(size: int):
+    """Bytes, a memoryview, or bytes whose digest is known: the same chunks as `split`."""
+    content = SOURCE[:size]
+    expected = list(split(content))
+    known = digested(content, hashlib.sha256(content).digest())
+    assert known is not None
+
+    assert list(chunks_of(content)) == expected
+    assert list(chunks_of(memoryview(content))) == expected
+    assert list(chunks_of(known)) == expected
+
+
+def test_digested_bytes_carry_their_digest_only_when_it_is_theirs():
+    """A digest is attached only after checking it; the bytes are otherwise plain bytes."""
+    content = b"some file"
+    digest = hashlib.sha256(content).digest()
+
+    known = digested(content, digest)
+
+    assert isinstance(known, Digested)
+    assert known == content
+    assert known.sha256 == digest
+    assert type(known[1:]) is bytes
+    assert type(b"\x00" + known) is bytes
+    assert digested(content, hashlib.sha256(b"other").digest()) is None

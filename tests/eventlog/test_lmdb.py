@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ from dockstate.eventlog import (
     StorageError,
     StoreFormatError,
 )
+from dockstate.eventlog.blobs import digested
 from tests.conftest import EPOCH, FakeClock
 
 KIB, MIB = 1 << 10, 1 << 20
@@ -176,6 +178,42 @@ class TestStorageErrors:
 
         with pytest.raises(StorageError, match="unknown encoding"):
             lmdb_log.get_blob(digest)
+
+
+class TestBulkBlobs:
+    def test_a_chunk_written_again_and_again_in_bulk_is_new_once_and_stored_once(
+        self, lmdb_log: LmdbEventLog
+    ):
+        """Across writes and batches, the same content is new (stored, counted) only the
+        first time; a refused write's new chunk is not kept, so the next write stores it."""
+        content, other = b"x" * 3000, b"y" * 700
+        known = digested(content, hashlib.sha256(content).digest())
+        new_bytes: list[int] = []
+
+        def put(data: bytes, refuse: bool = False) -> list[bytes]:
+            def write(tx: Any) -> list[bytes]:
+                digests = tx.put_blob(data)
+                new_bytes.append(tx.new_blob_bytes)
+                if refuse:
+                    raise RuntimeError("refused")
+                tx.append([NewEvent("W", {"chunks": digests})])
+                return digests
+
+            return lmdb_log.write(write)
+
+        with lmdb_log.bulk(batch=3):
+            first = put(content)
+            again = [put(known if i % 2 else content) for i in range(7)]
+            with pytest.raises(RuntimeError):
+                put(other, refuse=True)
+            after_refusal = put(other)
+            assert lmdb_log.read_blobs(after_refusal) == other  # read in the batch
+
+        assert again == [first] * 7
+        assert new_bytes == [3000, *[0] * 7, 700, 700]
+        assert lmdb_log.read_blobs(first) == content
+        assert lmdb_log.read_blobs(after_refusal) == other
+        assert_dense_and_verified(lmdb_log, 9)
 
 
 class TestMapGrowth:
