@@ -66,6 +66,8 @@ STOP_EXIT_CODE: Final = 128 + _signal.SIGTERM
 
 Decision = list[ev.Event]
 
+_new = tuple.__new__
+
 
 class LayerSpec(NamedTuple):
     """A layer to register: its diff_id, its entries (contents already in blobs), its size."""
@@ -99,6 +101,11 @@ def parse_signal(sig: str | int) -> tuple[str, int]:
 
 
 def _check_path(op: str, path: str) -> str:
+    # Most paths are already normal (a replay's were recorded normalised): absolute, no
+    # empty, "." or ".." component (each would show as "//" or "/."), no trailing "/".
+    # Those are their own normal form; the check is a few times cheaper than normpath.
+    if path[:1] == "/" and "//" not in path and "/." not in path and path[-1] != "/":
+        return path
     try:
         return fs.normalize(path)
     except PathError as exc:
@@ -192,8 +199,10 @@ class DockerHost:
             events, result = decide(host, tx)
             if events:
                 ts = self.next_ts
-                records = [NewEvent(e.TAG, e.to_data(), e.subjects(), ts) for e in events]
-                envs = tx.append(records, session=self.session, cmd=Command(name, dict(args)))
+                # NewEvent(...) and Command(...) without NamedTuple's Python-level __new__
+                records = [_new(NewEvent, (e.TAG, e.to_data(), e.subjects(), ts)) for e in events]
+                cmd = _new(Command, (name, dict(args)))
+                envs = tx.append(records, session=self.session, cmd=cmd)
                 self._fold_own(host, tx, envs)
                 self.last_events = envs
             else:

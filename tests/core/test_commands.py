@@ -7,12 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dockstate.core.commands import DockerHost
+from dockstate.core import fs
+from dockstate.core.commands import DockerHost, _check_path
 from dockstate.core.errors import (
     ConflictError,
     FileSystemError,
     ImageInUseError,
+    InvalidParameterError,
     NoSuchImageError,
 )
 from dockstate.core.names import RandomIds
@@ -269,3 +273,23 @@ def test_the_db_image_declares_its_volume(docker: DockerHost):
     image = host.images[host.tags["db:1"]]
 
     assert image.volumes == tuple(DB_IMAGE.volumes)
+
+
+@given(
+    st.lists(st.sampled_from(["", ".", "..", "...", "a", ".a", "a.", "b c", "é"]), max_size=6),
+    st.sampled_from(["", "/", "//"]),
+    st.sampled_from(["", "/", "/.", "/.."]),
+)
+def test_a_command_path_is_normalised_as_fs_normalize_does(parts: list[str], lead: str, tail: str):
+    """The shortcut for paths already in normal form gives what `fs.normalize` gives, or
+    refuses what it refuses, with the same message."""
+    path = lead + "/".join(parts) + tail
+    try:
+        expected: str | tuple[type, str] = fs.normalize(path)
+    except fs.PathError as exc:
+        expected = (InvalidParameterError, str(exc))
+    try:
+        got: str | tuple[type, str] = _check_path("write", path)
+    except InvalidParameterError as exc:
+        got = (InvalidParameterError, str(exc))
+    assert got == expected

@@ -209,3 +209,50 @@ def test_commands_only_record_registered_event_types(docker: DockerHost, store: 
     for env in store.read():
         event = ev.from_record(env.type, env.data)
         assert env.subjects == event.subjects()
+
+
+def _dataclass_twin(cls: type[ev.Event]) -> type[Any]:
+    """The class as the dataclass decorator alone makes it, with its own ``__init__``."""
+    fields = [
+        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+        for f in dataclasses.fields(cls)
+    ]
+    return dataclasses.make_dataclass(cls.__name__, fields, frozen=True, slots=True, kw_only=True)
+
+
+@pytest.mark.parametrize("cls", list(ev.EVENT_TYPES.values()), ids=lambda c: c.TAG)
+def test_each_event_class_is_built_and_turned_into_data_as_its_dataclass_would(cls):
+    """The per-class ``__init__`` and ``to_data`` take what the dataclass's take, with the
+    same defaults (a default factory makes a fresh value each time), set every field, and
+    give the fields in their order (the order the record is packed in)."""
+    twin = _dataclass_twin(cls)
+    sample = next(e for e in SAMPLES if type(e) is cls)
+    given_fields = {f.name: getattr(sample, f.name) for f in dataclasses.fields(cls)}
+
+    built = cls(**given_fields)
+
+    assert built == sample
+    assert list(built.to_data().items()) == [
+        *given_fields.items(),
+        *([("_v", cls.VERSION)] if cls.VERSION > 1 else []),
+    ]
+    assert built.to_data() == ev.Event.to_data(built)  # the generic version
+    required = {
+        f.name: given_fields[f.name]
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    assert dataclasses.asdict(cls(**required)) == dataclasses.asdict(twin(**required))
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(cls(**required), f.name) is not getattr(cls(**required), f.name)
+    for name in required:
+        missing = {k: v for k, v in required.items() if k != name}
+        with pytest.raises(TypeError, match=f"missing 1 required keyword-only argument: '{name}'"):
+            cls(**missing)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nonsense'"):
+        cls(**required, nonsense=1)
+    with pytest.raises(TypeError, match="positional"):
+        cls(*required.values())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.__setattr__(next(iter(required)), None)
