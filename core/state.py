@@ -126,8 +126,14 @@ def tree_of(value: LazyTree) -> Tree:
     return decode_tree(value if isinstance(value, bytes) else value.load())
 
 
-@dataclasses.dataclass(slots=True)
-class Container:
+class Container(msgspec.Struct, array_like=True):
+    """A container as the fold keeps it.
+
+    A msgspec Struct (slots, compared field by field, like a dataclass) so that a
+    snapshot, which stores each container as the array of its fields (mounts as maps),
+    is decoded straight into Container objects in C.
+    """
+
     id: str
     name: str
     image_id: str
@@ -143,19 +149,20 @@ class Container:
     exit_code: int = 0
     restart_count: int = 0
     #: the writable layer (overlay2's upper dir): may hold whiteouts and opaque dirs.
-    #: Kept encoded until first use when the container comes from a snapshot.
-    _rw: LazyTree = dataclasses.field(default_factory=dict)
+    #: Kept encoded until first use when the container comes from a snapshot: a
+    #: `LazyTree`, declared Any so that msgspec reads a snapshot's digests as they are.
+    _rw: Any = msgspec.field(default_factory=dict)
     #: tmpfs contents by mount target (encoded, like ``_rw``, until used).
-    _tmpfs: dict[str, Tree] | bytes = dataclasses.field(default_factory=dict)
+    _tmpfs: dict[str, Tree] | bytes = msgspec.field(default_factory=dict)
     #: bytes copied up from lower layers, by path, since the writable layer was made.
-    copy_ups: dict[str, int] = dataclasses.field(default_factory=dict)
+    copy_ups: dict[str, int] = msgspec.field(default_factory=dict)
     #: how many writable layers this container has had (a discard at stop makes a new one).
     rw_generation: int = 1
     removed_at: int = 0
 
     @property
     def rw(self) -> Tree:
-        rw = self._rw
+        rw: LazyTree = self._rw
         if isinstance(rw, dict):
             return rw
         self._rw = tree = tree_of(rw)
@@ -192,22 +199,30 @@ class Container:
         return best
 
 
-@dataclasses.dataclass(slots=True)
-class Volume:
+class Volume(msgspec.Struct, array_like=True):
+    """A volume and its files.
+
+    A msgspec Struct (slots, compared field by field, like a dataclass) so that a
+    snapshot, which stores each volume as the array of its fields, is decoded straight
+    into Volume objects in C: a long history leaves thousands of volumes (anonymous
+    ones outlive their containers) and most are never touched before the next snapshot.
+    """
+
     name: str
     anonymous: bool
     driver: str
     labels: dict[str, str]
     options: dict[str, str]
     created: int
-    #: the volume's ``_data``, keyed by path relative to it (encoded until first use).
-    _files: LazyTree = dataclasses.field(default_factory=dict)
+    #: the volume's ``_data``, keyed by path relative to it (encoded until first use): a
+    #: `LazyTree`, declared Any so that msgspec reads a snapshot's digests as they are.
+    _files: Any = msgspec.field(default_factory=dict)
     #: containers (not removed) that reference it, in the order they were created.
-    refs: dict[str, None] = dataclasses.field(default_factory=dict)
+    refs: dict[str, None] = msgspec.field(default_factory=dict)
 
     @property
     def files(self) -> Tree:
-        files = self._files
+        files: LazyTree = self._files
         if isinstance(files, dict):
             return files
         self._files = tree = tree_of(files)
@@ -215,7 +230,7 @@ class Volume:
 
     def lend_files(self) -> LazyTree:
         """The files as they are now, for a reader that keeps them: not copied (see `Lent`)."""
-        files = self._files
+        files: LazyTree = self._files
         if isinstance(files, dict):
             self._files = Lent(files)
             return files

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import msgpack
+import msgspec
 
 from dockstate.core.mounts import Mount
 from dockstate.core.state import (
@@ -43,7 +44,9 @@ from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
 #: 5: a tree is the array of its paths and that of its entries (see `encode_tree`), a
 #: mount the array of its fields.
 #: 6: the removed ids' `id_prefixes`, sorted (``removed_prefixes``).
-VERSION: Final = 6
+#: 7: containers and volumes are arrays of their fields (refs a map, mounts maps of the
+#: fields that differ from the defaults), decoded by msgspec.
+VERSION: Final = 7
 #: The snapshots db name of ledger segments (the host's is `asof.NAME`).
 LEDGER: Final = "ledger"
 
@@ -57,6 +60,16 @@ def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, use_list=False, strict_map_key=False)
 
 
+#: The parts of a snapshot `_Snapshot` leaves raw, unpacked by msgpack (tuples for arrays).
+_RAW_PARTS: Final = (
+    "layers",
+    "images",
+    "tags",
+    "removed",
+    "removed_ids",
+    "settings",
+    "ledger",
+)
 #: Stores bytes in the log's blob store, returning their chunk digests (``WriteTxn.put_blob``).
 BlobWriter = Callable[[bytes], list[bytes]]
 #: Parts at least this big go to the blob store when a snapshot is written with one.
@@ -87,6 +100,7 @@ def _lazy(field: bytes | Sequence[bytes], source: LayerCache) -> bytes | Stored:
 
 
 def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
+    """A container as the array of its fields, in `Container`'s order (see `_containers`)."""
     rw = _tree_field(c._rw, store)
     # each tmpfs tree encoded on its own, as `Container.tmpfs` decodes it
     tmpfs = (
@@ -99,7 +113,7 @@ def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
         c.name,
         c.image_id,
         c.image_ref,
-        [_mount_row(m) for m in c.mounts],
+        [_mount_map(m) for m in c.mounts],
         c.discard_on,
         c.auto_remove,
         c.command,
@@ -117,48 +131,33 @@ def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
     ]
 
 
-def _uncontainer(
-    row: Sequence[Any], source: LayerCache, mounts: dict[tuple[Any, ...], Mount]
-) -> Container:
-    return Container(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        [_unmount(m, mounts) for m in row[4]],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12],
-        row[13],
-        _lazy(row[14], source),
-        row[15],
-        row[16],  # a fresh dict from msgpack: no copy
-        row[17],
-        row[18],
-    )
+_decode_containers = msgspec.msgpack.Decoder(list[Container]).decode
 
 
-#: A mount is a row of its fields in this order (a dict per mount would repeat the names).
+def _containers(found: list[Container], source: LayerCache) -> list[Container]:
+    """Containers msgspec decoded (in C) from `_container` arrays, their writable layers
+    in the blob store pointed at it."""
+    for c in found:
+        if type(c._rw) is not bytes:
+            c._rw = Stored(tuple(c._rw), source)
+    return found
+
+
+#: Mount fields and their defaults: a snapshot stores a mount as the map of the fields
+#: that differ from them (msgspec fills in the rest when it builds the Mount).
+_MOUNT_DEFAULTS: Final = {
+    f.name: f.default for f in dataclasses.fields(Mount) if f.default is not dataclasses.MISSING
+}
 _MOUNT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Mount))
 
 
-def _mount_row(m: Mount) -> list[Any]:
-    return [getattr(m, name) for name in _MOUNT_FIELDS]
-
-
-def _unmount(row: tuple[Any, ...], made: dict[tuple[Any, ...], Mount]) -> Mount:
-    """The mount of a row, made once per distinct row: a Mount is frozen, so the containers
-    of a snapshot with the same mount (a tmpfs at /tmp) share it, and a frozen dataclass
-    is slow to build."""
-    m = made.get(row)
-    if m is None:
-        m = made[row] = Mount(**dict(zip(_MOUNT_FIELDS, row, strict=True)))
-    return m
+def _mount_map(m: Mount) -> dict[str, Any]:
+    values = ((name, getattr(m, name)) for name in _MOUNT_FIELDS)
+    return {
+        name: value
+        for name, value in values
+        if name not in _MOUNT_DEFAULTS or value != _MOUNT_DEFAULTS[name]
+    }
 
 
 def _record(r: LossRecord) -> list[Any]:
@@ -250,6 +249,7 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
             "removed": removed,
             "removed_ids": ids_field,
             "removed_prefixes": prefixes,
+            # in `Volume`'s field order: `_Snapshot` decodes these arrays into Volumes
             "volumes": [
                 [
                     v.name,
@@ -259,7 +259,7 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
                     v.options,
                     v.created,
                     _tree_field(v._files, store),
-                    list(v.refs),
+                    v.refs,
                 ]
                 for v in host.volumes.values()
             ],
@@ -304,10 +304,35 @@ def decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
         return _decode(raw, read_blobs)
 
 
+class _Snapshot(msgspec.Struct):
+    """A snapshot's map, as msgspec reads it: containers and volumes built in C, the
+    other parts (small, or decoded when first used) left raw for `_decode`."""
+
+    seq: int
+    hash: bytes
+    ts: int
+    layers: msgspec.Raw
+    images: msgspec.Raw
+    tags: msgspec.Raw
+    containers: list[Container]
+    removed: msgspec.Raw
+    removed_ids: msgspec.Raw
+    removed_prefixes: bytes
+    volumes: list[Volume]
+    host_files: bytes
+    settings: msgspec.Raw
+    ledger_base: int
+    ledger: msgspec.Raw
+
+
+_decode_snapshot = msgspec.msgpack.Decoder(_Snapshot).decode
+
+
 def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
-    d = _unpack(raw)
+    snap = _decode_snapshot(raw)
+    d = {name: _unpack(getattr(snap, name)) for name in _RAW_PARTS}
     host = Host(read_blobs)
-    host.seq, host.hash, host.ts = d["seq"], bytes(d["hash"]), d["ts"]
+    host.seq, host.hash, host.ts = snap.seq, snap.hash, snap.ts
     host.layers = {
         row[0]: Layer(row[0], row[1], row[2], row[3], tuple(row[4]), row[5], row[6], row[7])
         for row in d["layers"]
@@ -328,35 +353,26 @@ def _decode(raw: bytes, read_blobs: BlobReader) -> tuple[Host, Ledger]:
     }
     host.tags = dict(d["tags"])
     source = host.layer_cache
-    mounts: dict[tuple[Any, ...], Mount] = {}
-    host.containers = {row[0]: _uncontainer(row, source, mounts) for row in d["containers"]}
+    host.containers = {c.id: c for c in _containers(snap.containers, source)}
     host.removed_lazily(
         [_lazy(r, source) for r in d["removed"]],
         _lazy(d["removed_ids"], source),
-        lambda raw: [_uncontainer(row, source, {}) for row in _unpack(raw)],
+        lambda raw: _containers(_decode_containers(raw), source),
         lambda raw: list(_unpack(raw)),
-        d["removed_prefixes"],
+        snap.removed_prefixes,
     )
     host.names = {c.name: c.id for c in host.containers.values()}
-    # a long history leaves thousands of volumes (anonymous ones outlive their containers):
-    # one plain loop, and msgpack's fresh dicts kept rather than copied
-    volumes = host.volumes = {}
-    for name, anonymous, driver, labels, options, created, files, refs in d["volumes"]:
-        volumes[name] = Volume(
-            name,
-            anonymous,
-            driver,
-            labels,
-            options,
-            created,
-            files if isinstance(files, bytes) else Stored(files, source),
-            dict.fromkeys(refs),
-        )
-    host.host_files = decode_tree(d["host_files"])
+    # thousands of volumes, built by msgspec: only those whose files are in the blob
+    # store need a Python-level step
+    for vol in snap.volumes:
+        if type(vol._files) is not bytes:
+            vol._files = Stored(tuple(vol._files), source)
+    host.volumes = {vol.name: vol for vol in snap.volumes}
+    host.host_files = decode_tree(snap.host_files)
     host.settings = dict(d["settings"])
     # map() rather than a comprehension: a big ledger has tens of thousands of records
     ledger = Ledger.from_encoded(
-        list(map(bytes, d["ledger"])), _unrecord_raw, base=d["ledger_base"]
+        list(map(bytes, d["ledger"])), _unrecord_raw, base=snap.ledger_base
     )
     return host, ledger
 

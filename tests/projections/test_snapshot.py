@@ -187,3 +187,37 @@ def fold_prefix_at(log, k):
     state = fold_prefix(log, k)
     state.host.hash = hash_at(log, k)
     return state
+
+
+def test_every_mount_option_survives_a_snapshot(docker):
+    """Mounts are stored as the fields that differ from the defaults (version 7): a read-only
+    volume, nocopy, a bind with its propagation, a sized tmpfs with its mode and an
+    anonymous volume all come back equal, as do the containers and volumes themselves."""
+    docker.host_mkdir("/srv/conf", parents=True)
+    docker.create(
+        "app:1",
+        name="web",
+        volumes=["vol1:/data:ro", "/anon", "/srv/conf:/etc/conf:rslave"],
+        mounts=["type=volume,source=vol2,target=/cache,volume-nocopy"],
+        tmpfs=["/run:size=64k,mode=1770"],
+        start=True,
+    )
+    docker.write_file("web", "/cache/a", b"aaa")
+    state = Projector(docker.log, every=0).state_at()
+    decoded = _decode(snapshot.encode(state.host, state.ledger), docker)
+
+    web = state.host.containers[state.host.names["web"]]
+    back = decoded.host.containers[web.id]
+    assert back.mounts == web.mounts
+    assert {
+        (m.target, m.rw, m.nocopy, m.propagation, m.anonymous, m.size) for m in back.mounts
+    } >= {
+        ("/data", False, False, "", False, 0),
+        ("/cache", True, True, "", False, 0),
+        ("/etc/conf", True, False, "rslave", False, 0),
+        ("/run", True, False, "", False, 64 * 1024),
+    }
+    assert any(m.anonymous for m in back.mounts)
+    assert canonical(decoded) == canonical(state)
+    assert decoded.host.volumes["vol2"].refs == {web.id: None}
+    assert "/a" in decoded.host.volumes["vol2"].files
