@@ -11,6 +11,7 @@ only one.
 
 from __future__ import annotations
 
+import functools
 import signal as _signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple, TypeVar
@@ -68,6 +69,11 @@ Decision = list[ev.Event]
 
 _new = tuple.__new__
 
+#: The states commands test, read once: an enum member is a descriptor lookup on its class.
+_RUNNING: Final = State.RUNNING
+_PAUSED: Final = State.PAUSED
+_DEAD: Final = State.DEAD
+
 
 class LayerSpec(NamedTuple):
     """A layer to register: its diff_id, its entries (contents already in blobs), its size."""
@@ -83,6 +89,8 @@ class LayerSpec(NamedTuple):
 PrepareLayers = Callable[[WriteTxn, Sequence[bool]], Sequence["LayerSpec | None"]]
 
 
+# kill parses the same few signals again and again, and the ValueError of a name is slow
+@functools.lru_cache(maxsize=256, typed=True)
 def parse_signal(sig: str | int) -> tuple[str, int]:
     """``KILL``, ``SIGKILL`` or ``9`` -> (``SIGKILL``, 9)."""
     text = str(sig).strip().upper()
@@ -203,7 +211,12 @@ class DockerHost:
                 records = [_new(NewEvent, (e.TAG, e.to_data(), e.subjects(), ts)) for e in events]
                 cmd = _new(Command, (name, dict(args)))
                 envs = tx.append(records, session=self.session, cmd=cmd)
-                self._fold_own(host, tx, envs)
+                try:  # _fold_own, spelled out: once per command
+                    host.apply_all(envs)
+                except BaseException:
+                    self._model = None
+                    raise
+                host.hash = tx.head.hash
                 self.last_events = envs
             else:
                 self.last_events = []
@@ -502,13 +515,13 @@ class DockerHost:
 
     def start(self, ref: str) -> str:
         def decide(host: Host, c: Container) -> Decision:
-            if c.state == State.RUNNING:
+            if c.state == _RUNNING:
                 return []  # Docker answers 304: already running, nothing to do
-            if c.state == State.PAUSED:
+            if c.state == _PAUSED:
                 raise ContainerPausedError(
                     c.id, "cannot start a paused container, try unpause instead"
                 )
-            if c.state == State.DEAD:
+            if c.state == _DEAD:
                 raise ConflictError("container is marked for removal and cannot be started")
             out: Decision = []
             for m in c.mounts:
@@ -542,9 +555,9 @@ class DockerHost:
 
     def pause(self, ref: str) -> str:
         def decide(host: Host, c: Container) -> Decision:
-            if c.state == State.PAUSED:
+            if c.state == _PAUSED:
                 raise ConflictError(f"container {c.id} is already paused")
-            if c.state != State.RUNNING:
+            if c.state != _RUNNING:
                 raise ContainerNotRunningError(c.id)
             return [ev.ContainerPaused(container=c.id)]
 
@@ -552,7 +565,7 @@ class DockerHost:
 
     def unpause(self, ref: str) -> str:
         def decide(host: Host, c: Container) -> Decision:
-            if c.state != State.PAUSED:
+            if c.state != _PAUSED:
                 raise ContainerNotPausedError(c.id)
             return [ev.ContainerUnpaused(container=c.id)]
 
@@ -560,7 +573,7 @@ class DockerHost:
 
     def restart(self, ref: str) -> str:
         def decide(host: Host, c: Container) -> Decision:
-            if c.state == State.DEAD:
+            if c.state == _DEAD:
                 raise ConflictError(
                     f"Cannot restart container {ref}: container is marked for removal and "
                     "cannot be started"
@@ -578,7 +591,7 @@ class DockerHost:
             out: Decision = []
             if c.running:
                 if not force:
-                    raise ContainerRunningError(ref, paused=c.state == State.PAUSED)
+                    raise ContainerRunningError(ref, paused=c.state == _PAUSED)
                 out.append(ev.ContainerKilled(container=c.id, signal="SIGKILL", exit_code=137))
             out.append(ev.ContainerRemoved(container=c.id))
             if volumes:
@@ -596,17 +609,19 @@ class DockerHost:
         args: Mapping[str, Any],
         decide: Callable[[Host, Container, WriteTxn], Decision],
     ) -> str:
+        """Run a command on a running container's files; ``args`` begin with ``container``."""
+
         def run(host: Host, tx: WriteTxn) -> tuple[Decision, str]:
             c = find_container(host, ref)
-            if c.state == State.PAUSED:
+            if c.state == _PAUSED:
                 raise ContainerPausedError(
                     c.id, f"Container {c.id} is paused, unpause the container before exec"
                 )
-            if c.state != State.RUNNING:
+            if c.state != _RUNNING:
                 raise ContainerNotRunningError(c.id)
             return decide(host, c, tx), c.id
 
-        return self._execute(name, {"container": ref, **args}, run)
+        return self._execute(name, args, run)
 
     def write_file(
         self, ref: str, path: str, data: bytes, *, append: bool = False, mode: int = 0o644
@@ -619,7 +634,7 @@ class DockerHost:
             where = _writable(host, c, op, p)
             current = host.lookup(c, p)
             if current is None:
-                _check_parents(host, c, op, p, create=True)
+                _check_ancestors(host.lookup, c, op, p, create=True)  # _check_parents
             elif current.kind == DIR:
                 raise FileSystemError(op, p, "Is a directory")
             # (A path that is there has parent dirs: the write or copy that made it
@@ -636,7 +651,9 @@ class DockerHost:
             ]
 
         # the bytes themselves are in the blob store; the command records their size
-        return self._file_command(op, ref, {"path": p, "size": len(data), "mode": mode}, decide)
+        return self._file_command(
+            op, ref, {"container": ref, "path": p, "size": len(data), "mode": mode}, decide
+        )
 
     def delete(self, ref: str, path: str, *, recursive: bool = False) -> str:
         p = _check_path("rm", path)
@@ -651,7 +668,9 @@ class DockerHost:
             where = _writable(host, c, "rm", p)
             return [ev.FileDeleted(container=c.id, path=p, **where)]
 
-        return self._file_command("rm", ref, {"path": p, "recursive": recursive}, decide)
+        return self._file_command(
+            "rm", ref, {"container": ref, "path": p, "recursive": recursive}, decide
+        )
 
     def mkdir(self, ref: str, path: str, *, parents: bool = False, mode: int = 0o755) -> str:
         p = _check_path("mkdir", path)
@@ -667,7 +686,7 @@ class DockerHost:
             return [ev.DirCreated(container=c.id, path=p, mode=mode, **where)]
 
         return self._file_command(
-            "mkdir", ref, {"path": p, "parents": parents, "mode": mode}, decide
+            "mkdir", ref, {"container": ref, "path": p, "parents": parents, "mode": mode}, decide
         )
 
     def rename(self, ref: str, src: str, dst: str) -> str:
@@ -698,7 +717,7 @@ class DockerHost:
             _check_parents(host, c, "mv", d, create=False)
             return [ev.FileRenamed(container=c.id, path=s, dest=d, **where)]
 
-        return self._file_command("mv", ref, {"path": s, "dest": d}, decide)
+        return self._file_command("mv", ref, {"container": ref, "path": s, "dest": d}, decide)
 
     def chmod(self, ref: str, path: str, mode: int) -> str:
         p = _check_path("chmod", path)
@@ -709,7 +728,7 @@ class DockerHost:
             where = _writable(host, c, "chmod", p)
             return [ev.FileModeChanged(container=c.id, path=p, mode=mode, **where)]
 
-        return self._file_command("chmod", ref, {"path": p, "mode": mode}, decide)
+        return self._file_command("chmod", ref, {"container": ref, "path": p, "mode": mode}, decide)
 
     # -- volumes -------------------------------------------------------------
 

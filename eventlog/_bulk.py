@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import lmdb
 
 from dockstate.eventlog import blobs
+from dockstate.eventlog.blobs import CHUNK_SIZE, Digested
 from dockstate.eventlog._tables import (
     HEAD_KEY,
     U64,
@@ -176,6 +177,16 @@ class BulkWriteTxn(LmdbWriteTxn):
         for key, seq in zip(pending.subject_keys, pending.subject_seqs, strict=True):
             if key == wanted and seq >= low and (high is None or seq <= high):
                 yield decode(pending.raws[U64.unpack(seq)[0] - base - 1])
+
+    def put_blob(self, data: bytes) -> list[bytes]:
+        # A replay writing a chunk it wrote before: nothing to hash, look up or stage.
+        if (
+            type(data) is Digested
+            and 0 < len(data) <= CHUNK_SIZE
+            and data.sha256 in self._bulk.stored
+        ):
+            return [data.sha256]
+        return self._put_chunks(blobs.chunks_of(data))
 
     def _put_chunks(self, chunks: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
         pending = self._pending
