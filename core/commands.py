@@ -201,15 +201,26 @@ class DockerHost:
         name: str,
         args: Mapping[str, Any],
         decide: Callable[[Host, WriteTxn], tuple[Decision, T]],
+        *,
+        owned: bool = False,
     ) -> T:
+        """Decide and record one command; ``owned``: ``args`` is a dict made for this call,
+        recorded as it is (otherwise a copy is)."""
+
         def run(tx: WriteTxn) -> T:
             host = self._sync(tx)
             events, result = decide(host, tx)
             if events:
                 ts = self.next_ts
                 # NewEvent(...) and Command(...) without NamedTuple's Python-level __new__
-                records = [_new(NewEvent, (e.TAG, e.to_data(), e.subjects(), ts)) for e in events]
-                cmd = _new(Command, (name, dict(args)))
+                if len(events) == 1:  # most commands: no comprehension
+                    e = events[0]
+                    records = [_new(NewEvent, (e.TAG, e.to_data(), e.subjects(), ts))]
+                else:
+                    records = [
+                        _new(NewEvent, (e.TAG, e.to_data(), e.subjects(), ts)) for e in events
+                    ]
+                cmd = _new(Command, (name, args if owned else dict(args)))
                 envs = tx.append(records, session=self.session, cmd=cmd)
                 try:  # _fold_own, spelled out: once per command
                     host.apply_all(envs)
@@ -511,7 +522,7 @@ class DockerHost:
             c = find_container(host, ref)
             return decide(host, c), c.id
 
-        return self._execute(name, {"container": ref, **(args or {})}, run)
+        return self._execute(name, {"container": ref, **(args or {})}, run, owned=True)
 
     def start(self, ref: str) -> str:
         def decide(host: Host, c: Container) -> Decision:
@@ -621,7 +632,7 @@ class DockerHost:
                 raise ContainerNotRunningError(c.id)
             return decide(host, c, tx), c.id
 
-        return self._execute(name, args, run)
+        return self._execute(name, args, run, owned=True)
 
     def write_file(
         self, ref: str, path: str, data: bytes, *, append: bool = False, mode: int = 0o644
