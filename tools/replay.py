@@ -272,6 +272,7 @@ def _replay_commands(
     xf: ExportFile, host: DockerHost, start: Host, until: int | None, step: StepFn | None
 ) -> Report:
     report = Report()
+    commands = events = 0  # kept in locals, put in the report when it is returned
     for group in command_groups(xf.events):
         first = group[0]
         if until is not None and first.seq > until:
@@ -298,7 +299,7 @@ def _replay_commands(
             error = str(exc)
         finally:
             host.next_ts = None
-        report.commands += 1
+        commands += 1
         if step is not None:
             step(group, got, error)
         if len(got) == len(group) == 1:  # most commands: `_same` on one pair, spelled out
@@ -307,9 +308,11 @@ def _replay_commands(
         else:
             same = len(got) == len(group) and all(map(_same, group, got))
         if not same:
+            report.commands, report.events = commands, events
             report.divergence = _divergence(xf, start, host, group=group, got=got, error=error)
             return report
-        report.events += len(group)
+        events += len(group)
+    report.commands, report.events = commands, events
     return report
 
 
