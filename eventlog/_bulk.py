@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import lmdb
 
 from dockstate.eventlog import blobs
-from dockstate.eventlog.blobs import CHUNK_SIZE, Digested
 from dockstate.eventlog._tables import (
     HEAD_KEY,
     U64,
@@ -42,6 +41,7 @@ from dockstate.eventlog._tables import (
     stamp,
     subject_key,
 )
+from dockstate.eventlog.blobs import CHUNK_SIZE, Digested
 from dockstate.eventlog.envelope import Command, Envelope, NewEvent, decode
 from dockstate.eventlog.errors import StorageError
 from dockstate.eventlog.log import Head
