@@ -126,6 +126,11 @@ def tree_of(value: LazyTree) -> Tree:
     return decode_tree(value if isinstance(value, bytes) else value.load())
 
 
+#: The states `Container.running` means, as the plain strings a container keeps (an
+#: enum member read through its class costs a Python-level lookup, at every command).
+_LIVE: frozenset[str] = frozenset({State.RUNNING.value, State.PAUSED.value})
+
+
 class Container(msgspec.Struct, array_like=True):
     """A container as the fold keeps it.
 
@@ -181,7 +186,7 @@ class Container(msgspec.Struct, array_like=True):
 
     @property
     def running(self) -> bool:
-        return self.state in (State.RUNNING, State.PAUSED)
+        return self.state in _LIVE
 
     def mount_for(self, path: str) -> Mount | None:
         """The mount a path falls under: the longest matching target wins."""
@@ -503,8 +508,10 @@ class Host:
             return fs.dir_entry()
         else:
             found = rw_lookup(container.rw, self.lower(container), path)
-        if found is None and any(
-            mt.target != path and fs.is_below(mt.target, path) for mt in container.mounts
+        if (
+            found is None
+            and container.mounts
+            and any(mt.target != path and fs.is_below(mt.target, path) for mt in container.mounts)
         ):
             # the runtime makes a missing mount point, parents included, before mounting
             return fs.dir_entry()
