@@ -17,6 +17,7 @@ duplicate list, which keeps inserts cheap even with many thousands of subjects.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +40,7 @@ from dockstate.eventlog._tables import (
     subject_key,
     subject_seqs,
     unpack_head,
+    values_from,
 )
 from dockstate.eventlog.chain import verify_chain
 from dockstate.eventlog.envelope import (
@@ -48,6 +50,7 @@ from dockstate.eventlog.envelope import (
     NewEvent,
     decode,
     decode_facts,
+    decode_facts_batch,
 )
 from dockstate.eventlog.errors import StorageError, StoreFormatError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
@@ -56,6 +59,9 @@ T = TypeVar("T")
 
 #: The on-disk format this code writes. Bump it on any incompatible change.
 FORMAT_VERSION: Final = 1
+
+#: Events a fold's read takes from LMDB, and decodes, at a time (see `_read_facts`).
+FACTS_BATCH: Final = 4096
 
 #: Start with a large map: it is sparse on Linux, so it costs nothing until
 #: used, and growing it needs every transaction of the process closed.
@@ -258,7 +264,27 @@ class LmdbEventLog:
         return self._read(start, stop, decode)
 
     def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Facts]:
-        return self._read(start, stop, decode_facts)
+        if self._bulk is not None and self._bulk.active:
+            return self._read(start, stop, decode_facts)
+        return self._read_facts(max(start, 1), stop)
+
+    def _read_facts(self, start: int, stop: int | None) -> Iterator[Facts]:
+        """Folds read in batches: each batch's values taken from LMDB, then decoded in
+        one C-level pass (`decode_facts_batch`), in memory bounded by `FACTS_BATCH`.
+
+        Seqs are dense from 1, so a range is a count of values from ``start``. Each
+        batch is read in a transaction of its own: events never change once written.
+        """
+        at = start
+        while stop is None or at <= stop:
+            want = FACTS_BATCH if stop is None else min(FACTS_BATCH, stop - at + 1)
+            raws = self._reading(
+                functools.partial(values_from, dbs=self._dbs, start=at, count=want)
+            )
+            yield from decode_facts_batch(raws)
+            if len(raws) < want:
+                return
+            at += want
 
     def _read(
         self, start: int, stop: int | None, decode: Callable[[bytes], Any]

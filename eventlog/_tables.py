@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import lmdb
@@ -84,6 +85,14 @@ def read_range(
         if key > end:
             break
         yield decode(raw)
+
+
+def values_from(txn: Any, dbs: Dbs, start: int, count: int) -> list[bytes]:
+    """The stored bytes of events ``start .. start+count-1`` (fewer past the head)."""
+    cur = txn.cursor(dbs.events)
+    if not cur.set_range(U64.pack(start)):
+        return []
+    return list(islice(cur.iternext(keys=False), count))
 
 
 def subject_seqs(txn: Any, dbs: Dbs, subject: str, start: int, stop: int | None) -> list[int]:

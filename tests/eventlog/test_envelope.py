@@ -21,7 +21,7 @@ from dockstate.eventlog import (
     decode,
     encode,
 )
-from dockstate.eventlog.envelope import Facts, decode_facts
+from dockstate.eventlog.envelope import Facts, decode_facts, decode_facts_batch
 
 _values = st.recursive(
     st.none()
@@ -200,3 +200,22 @@ def test_chain_hash_is_sha256_of_the_previous_hash_then_the_stored_bytes():
     assert bytes(32) == GENESIS_HASH
     assert chain_hash(GENESIS_HASH, raw) == hashlib.sha256(bytes(32) + raw).digest()
     assert chain_hash(b"\x01" * 32, raw) != chain_hash(GENESIS_HASH, raw)
+
+
+def test_a_batch_of_facts_is_what_decoding_each_gives():
+    """`decode_facts_batch` decodes a batch in one pass, or one by one when an envelope has
+    another shape; bytes that are no envelope are refused as by `decode_facts`."""
+    plain = [
+        Envelope(1, i, i, "FileWritten", "", None, bytes(32), {"path": f"/f{i}"}, ())
+        for i in range(1, 4)
+    ]
+    nested = Envelope(1, 4, 4, "ImageRegistered", "", None, bytes(32), {"c": ((1, 2),)}, ())
+    raws = [encode(e) for e in plain]
+
+    assert _typed([_read(f) for f in decode_facts_batch(raws)]) == _typed([_read(e) for e in plain])
+    mixed = [*raws, encode(nested)]
+    assert _typed([_read(f) for f in decode_facts_batch(mixed)]) == _typed(
+        [_read(e) for e in (*plain, nested)]
+    )
+    with pytest.raises(CorruptStoreError, match="cannot decode event"):
+        decode_facts_batch([*raws, b"\xc1"])
