@@ -18,6 +18,7 @@ duplicate list, which keeps inserts cheap even with many thousands of subjects.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -266,9 +267,10 @@ class LmdbEventLog:
     def read_facts(self, start: int = 1, stop: int | None = None) -> Iterator[Facts]:
         if self._bulk is not None and self._bulk.active:
             return self._read(start, stop, decode_facts)
-        return self._read_facts(max(start, 1), stop)
+        # chained in C: the generator resumes once a batch, not once an event
+        return itertools.chain.from_iterable(self._fact_batches(max(start, 1), stop))
 
-    def _read_facts(self, start: int, stop: int | None) -> Iterator[Facts]:
+    def _fact_batches(self, start: int, stop: int | None) -> Iterator[list[Facts]]:
         """Folds read in batches: each batch's values taken from LMDB, then decoded in
         one C-level pass (`decode_facts_batch`), in memory bounded by `FACTS_BATCH`.
 
@@ -281,7 +283,7 @@ class LmdbEventLog:
             raws = self._reading(
                 functools.partial(values_from, dbs=self._dbs, start=at, count=want)
             )
-            yield from decode_facts_batch(raws)
+            yield decode_facts_batch(raws)
             if len(raws) < want:
                 return
             at += want
