@@ -18,7 +18,7 @@ from typing import Any, Final
 import msgpack
 import msgspec
 
-from dockstate.core.mounts import Mount
+from dockstate.core.mounts import VOLUME, Mount
 from dockstate.core.state import (
     BlobReader,
     Container,
@@ -46,7 +46,9 @@ from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
 #: 6: the removed ids' `id_prefixes`, sorted (``removed_prefixes``).
 #: 7: containers and volumes are arrays of their fields (refs a map, mounts maps of the
 #: fields that differ from the defaults), decoded by msgspec.
-VERSION: Final = 7
+#: 8: the trees of running containers and of the volumes they mount are inline (see
+#: `INLINE_LIVE_UNDER`).
+VERSION: Final = 8
 #: The snapshots db name of ledger segments (the host's is `asof.NAME`).
 LEDGER: Final = "ledger"
 
@@ -74,25 +76,41 @@ _RAW_PARTS: Final = (
 BlobWriter = Callable[[bytes], list[bytes]]
 #: Parts at least this big go to the blob store when a snapshot is written with one.
 STORE_OVER: Final = 512
+#: The writable layer of a running container, and the files of a volume one mounts, are
+#: kept in the snapshot itself when smaller than this, wherever they were: they are what
+#: the events after the snapshot touch first. Read from the blob store, each costs a
+#: lookup at a random place of the store (the blobs are keyed by digest), which on a
+#: store not all in the page cache is a disk read. Idle ones stay in the blob store,
+#: written once however many snapshots share them.
+INLINE_LIVE_UNDER: Final = 64 * 1024
 #: Removed containers are encoded in chunks of this many, oldest first: all but the
 #: last chunk are the same bytes from one snapshot to the next, so stored once.
 REMOVED_CHUNK: Final = 256
 
 
-def _bulky(value: bytes | Stored, store: BlobWriter | None) -> bytes | list[bytes]:
-    """A bulky part as a snapshot field: inline bytes, or the digests of a blob."""
+def _bulky(
+    value: bytes | Stored, store: BlobWriter | None, *, live: bool = False
+) -> bytes | list[bytes]:
+    """A bulky part as a snapshot field: inline bytes, or the digests of a blob.
+
+    A ``live`` part (see `INLINE_LIVE_UNDER`) is inline unless it is big.
+    """
     if isinstance(value, Stored):
-        # not read since it was loaded: the same blob again
-        return list(value.digests) if store is not None else value.load()
-    if store is None or len(value) < STORE_OVER:
+        if store is not None and not live:
+            return list(value.digests)  # not read since it was loaded: the same blob again
+        value = value.load()
+    if store is None or len(value) < STORE_OVER or (live and len(value) < INLINE_LIVE_UNDER):
         return value
     return store(value)
 
 
-def _tree_field(value: LazyTree, store: BlobWriter | None) -> bytes | list[bytes]:
+def _tree_field(
+    value: LazyTree, store: BlobWriter | None, *, live: bool = False
+) -> bytes | list[bytes]:
     if isinstance(value, Lent):
         value = value.tree
-    return _bulky(value if isinstance(value, bytes | Stored) else encode_tree(value), store)
+    encoded = value if isinstance(value, bytes | Stored) else encode_tree(value)
+    return _bulky(encoded, store, live=live)
 
 
 def _lazy(field: bytes | Sequence[bytes], source: LayerCache) -> bytes | Stored:
@@ -101,7 +119,7 @@ def _lazy(field: bytes | Sequence[bytes], source: LayerCache) -> bytes | Stored:
 
 def _container(c: Container, store: BlobWriter | None = None) -> list[Any]:
     """A container as the array of its fields, in `Container`'s order (see `_containers`)."""
-    rw = _tree_field(c._rw, store)
+    rw = _tree_field(c._rw, store, live=c.running)
     # each tmpfs tree encoded on its own, as `Container.tmpfs` decodes it
     tmpfs = (
         c._tmpfs
@@ -199,6 +217,13 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
     is stored once, and loading a snapshot reads only the parts it uses.
     """
     removed = [_bulky(raw, store) for raw in host._removed_encoded]
+    mounted = {
+        m.source
+        for c in host.containers.values()
+        if c.running
+        for m in c.mounts
+        if m.type == VOLUME
+    }
     rows = [_container(c, store) for c in host._removed.values()]
     for i in range(0, len(rows), REMOVED_CHUNK):
         removed.append(_bulky(_pack(rows[i : i + REMOVED_CHUNK]), store))
@@ -258,7 +283,7 @@ def encode(host: Host, ledger: Ledger, store: BlobWriter | None = None) -> bytes
                     v.labels,
                     v.options,
                     v.created,
-                    _tree_field(v._files, store),
+                    _tree_field(v._files, store, live=v.name in mounted),
                     v.refs,
                 ]
                 for v in host.volumes.values()

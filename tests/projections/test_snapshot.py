@@ -142,6 +142,7 @@ def _busy(docker: DockerHost) -> None:
 def test_bulky_parts_go_to_the_blob_store_and_come_back(docker, monkeypatch):
     """Written with the log's blob store, every bulky part is a digest, read back when used."""
     monkeypatch.setattr(snapshot, "STORE_OVER", 0)
+    monkeypatch.setattr(snapshot, "INLINE_LIVE_UNDER", 0)
     _busy(docker)
     log = docker.log
     Projector(log, every=5).state_at()
@@ -166,9 +167,39 @@ def test_bulky_parts_go_to_the_blob_store_and_come_back(docker, monkeypatch):
     assert vol1[0] == vol1[1]
 
 
+def test_live_trees_are_inline_and_idle_ones_in_the_blob_store(docker, monkeypatch):
+    """What the next events touch first (a running container's writable layer, a volume it
+    mounts) is kept in the snapshot itself; an exited container's layer and a volume no
+    running container mounts are blobs. The state comes back the same either way."""
+    monkeypatch.setattr(snapshot, "STORE_OVER", 0)
+    _busy(docker)  # web runs, with vol1 at /data
+    run_op(docker, _create("idle", volume="vol2:/data"))
+    docker.write_file("idle", "/data/x", b"x" * 40)
+    docker.write_file("idle", "/srv/x", b"x" * 40)
+    docker.stop("idle")
+    log = docker.log
+    Projector(log, every=0).snapshot()
+    head = log.head().seq
+    d = snapshot._unpack(log.get_snapshot(NAME, snapshot.VERSION, head).data)
+    rw = {row[1]: row[14] for row in d["containers"]}
+    files = {row[0]: row[6] for row in d["volumes"]}
+    assert isinstance(rw["web"], bytes)
+    assert isinstance(files["vol1"], bytes)
+    assert not isinstance(rw["idle"], bytes)
+    assert not isinstance(files["vol2"], bytes)
+    assert canonical(Projector(log).state_at(head)) == canonical(fold_prefix_at(log, head))
+    # a live tree too big to keep inline goes to the blob store all the same
+    monkeypatch.setattr(snapshot, "INLINE_LIVE_UNDER", 64)
+    docker.start("idle")
+    Projector(log, every=0).snapshot()
+    d = snapshot._unpack(log.get_snapshot(NAME, snapshot.VERSION, log.head().seq).data)
+    assert not isinstance({row[1]: row[14] for row in d["containers"]}["web"], bytes)
+
+
 def test_stored_parts_are_read_through_the_hosts_current_reader(docker, monkeypatch):
     """A write model moves its host to each new transaction's reader: stored trees follow it."""
     monkeypatch.setattr(snapshot, "STORE_OVER", 0)
+    monkeypatch.setattr(snapshot, "INLINE_LIVE_UNDER", 0)
     _busy(docker)
     log = docker.log
     Projector(log, every=0).snapshot()
