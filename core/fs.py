@@ -209,8 +209,10 @@ def apply_layer(lower: Tree, layer: Iterable[tuple[str, Entry]]) -> Tree:
             for below in subtree_keys(out, path):
                 del out[below]
         out[path] = placed
-        for anc in ancestors(path):
-            if anc in out:
-                break
-            out[anc] = dir_entry()
+        parent = path[: path.rfind("/")]
+        if parent and parent not in out:  # nearly always there: a tar lists dirs first
+            for anc in ancestors(path):
+                if anc in out:
+                    break
+                out[anc] = dir_entry()
     return out

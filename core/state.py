@@ -257,9 +257,22 @@ def encode_table(entries: Iterable[tuple[str, Entry]]) -> bytes:
     return raw
 
 
+#: A layer table row as `encode_table` writes it, typed for msgspec (built in C).
+_TableRow = tuple[str, str, int, int, tuple[bytes, ...], int, int, int, int, str, bool]
+_decode_table_rows = msgspec.msgpack.Decoder(tuple[_TableRow, ...]).decode
+
+
 def decode_table(raw: bytes) -> list[tuple[str, Entry]]:
-    rows = msgpack.unpackb(raw, raw=False, use_list=False)
-    return [(row[0], Entry._make(row[1:])) for row in rows]
+    """A layer's entries from `encode_table`'s bytes (every container's first write asks
+    for its image's flattened layers, so a new process reads each table once)."""
+    try:
+        rows: Sequence[Sequence[Any]] = _decode_table_rows(raw)
+    except msgspec.ValidationError:
+        # a table of another shape (a field of another type): msgpack reads anything
+        # (malformed bytes raise msgspec's DecodeError, a ValueError, as msgpack's are)
+        rows = msgpack.unpackb(raw, raw=False, use_list=False)
+        return [(row[0], Entry._make(row[1:])) for row in rows]
+    return [(row[0], _entry(row[1:])) for row in rows]
 
 
 def encode_tree(tree: Tree) -> bytes:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -129,7 +130,26 @@ def test_a_layer_table_round_trips():
     """A layer's entries survive the msgpack table encoding."""
     entries = [("/a", dir_entry()), ("/a/f", Entry(FILE, 0o600, 3, (b"x" * 32,), 0, 5))]
 
-    assert decode_table(encode_table(entries)) == entries
+    decoded = decode_table(encode_table(entries))
+    assert decoded == entries
+    assert all(type(entry) is Entry for _, entry in decoded)
+
+
+def test_a_layer_table_of_another_shape_is_still_read():
+    """A row whose fields have other types than `encode_table` writes (an int for a bool)
+    is read the slower way, to the same entries; bytes that are no table are refused."""
+    rows = [
+        ["/a", "d", 0o755, 0, [], 0, 0, 0, 0, "", 1],
+        ["/a/f", FILE, 0o644, 1, [b"x"], 0, 0, 0, 0, "", 0],
+    ]
+    decoded = decode_table(msgpack.packb(rows, use_bin_type=True))
+    assert decoded == [
+        ("/a", Entry("d", 0o755, 0, (), 0, 0, 0, 0, "", 1)),
+        ("/a/f", Entry(FILE, 0o644, 1, (b"x",), 0, 0, 0, 0, "", 0)),
+    ]
+    assert all(type(entry) is Entry for _, entry in decoded)
+    with pytest.raises(ValueError, match=r"."):
+        decode_table(b"\xc1")
 
 
 def test_a_tree_round_trips_with_its_order_and_entry_type():
