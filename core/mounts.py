@@ -6,10 +6,11 @@ bind source exists, and what to create, is decided by the ``create`` command.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
+
+import msgspec
 
 from dockstate.core.errors import InvalidMountError, InvalidVolumeNameError
 from dockstate.core.fs import PathError, normalize
@@ -27,9 +28,12 @@ _TRUE: Final = {"1", "t", "T", "TRUE", "true", "True", ""}
 _FALSE: Final = {"0", "f", "F", "FALSE", "false", "False"}
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Mount:
+class Mount(msgspec.Struct, frozen=True, kw_only=True):
     """One mount of a container.
+
+    A frozen msgspec Struct (hashable, compared field by field, like a frozen dataclass):
+    a snapshot holds every container's mounts, and msgspec builds a Struct in C about ten
+    times faster than a dataclass.
 
     Attributes:
         type: ``volume``, ``bind`` or ``tmpfs``.
@@ -60,11 +64,11 @@ class Mount:
     flag: str = "-v"
 
     def to_data(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {name: getattr(self, name) for name in self.__struct_fields__}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Mount:
-        names = cls.__dataclass_fields__
+        names = cls.__struct_fields__
         return cls(**{k: v for k, v in data.items() if k in names})
 
 

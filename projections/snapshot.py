@@ -11,7 +11,6 @@ bulky is decoded on first use; the loss records are in ledger segments
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -164,9 +163,9 @@ def _containers(found: list[Container], source: LayerCache) -> list[Container]:
 #: Mount fields and their defaults: a snapshot stores a mount as the map of the fields
 #: that differ from them (msgspec fills in the rest when it builds the Mount).
 _MOUNT_DEFAULTS: Final = {
-    f.name: f.default for f in dataclasses.fields(Mount) if f.default is not dataclasses.MISSING
+    f.name: f.default for f in msgspec.structs.fields(Mount) if f.default is not msgspec.NODEFAULT
 }
-_MOUNT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Mount))
+_MOUNT_FIELDS: Final = Mount.__struct_fields__
 
 
 def _mount_map(m: Mount) -> dict[str, Any]:
