@@ -603,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
         print(
-            f"\n(b) state_at(random seq), snapshots every {SNAPSHOT_EVERY:,}, {args.samples} seqs"
+            f"\n(b) state_at(random seq), snapshots every {SNAPSHOT_EVERY:,}, {args.asof_samples} seqs"
         )
         ensure_snapshots(log)
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
