@@ -52,6 +52,7 @@ from dockstate.eventlog.envelope import (
     decode,
     decode_facts,
     decode_facts_batch,
+    session_of,
 )
 from dockstate.eventlog.errors import StorageError, StoreFormatError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
@@ -349,6 +350,20 @@ class LmdbEventLog:
             elif not cur.last():
                 return 0
             return int(U64.unpack(cur.value())[0])
+
+        return self._reading(find)
+
+    def sessions(self, seqs: Iterable[int]) -> dict[int, str]:
+        wanted = sorted({seq for seq in seqs if seq > 0})  # in key order: neighbours share pages
+        events = self._dbs.events
+
+        def find(txn: Any) -> dict[int, str]:
+            out = {}
+            for seq in wanted:
+                raw = txn.get(U64.pack(seq), db=events)
+                if raw is not None:
+                    out[seq] = session_of(raw)
+            return out
 
         return self._reading(find)
 

@@ -177,6 +177,31 @@ def decode_facts_batch(raws: Sequence[bytes]) -> list[Facts]:
         return list(map(decode_facts, raws))
 
 
+class _Heading(msgspec.Struct, array_like=True):
+    """An envelope's first fields, up to ``session``; msgspec skips the rest unread."""
+
+    v: int
+    seq: int
+    ts: int
+    type: str
+    session: str
+
+
+_decode_heading = msgspec.msgpack.Decoder(_Heading).decode
+
+
+def session_of(raw: bytes) -> str:
+    """The session an envelope was recorded in, without decoding the rest of it.
+
+    Raises:
+        CorruptStoreError: the bytes are not an envelope this version reads.
+    """
+    try:
+        return _decode_heading(raw).session
+    except msgspec.DecodeError:
+        return decode(raw).session  # another shape, or corrupt: `decode` says which
+
+
 def chain_hash(prev: bytes, raw: bytes) -> bytes:
     """h(n) = sha256(h(n-1) || bytes(n))."""
     return hashlib.sha256(prev + raw).digest()

@@ -125,6 +125,11 @@ class EventLog(Protocol):
         """Events about ``subject``, in seq order, within ``start..stop``."""
         ...
 
+    def sessions(self, seqs: Iterable[int]) -> dict[int, str]:
+        """The session each of these events was recorded in ("" for none), by seq; a seq
+        the log does not hold is left out. Reads only that field of each envelope."""
+        ...
+
     def subjects(self, prefix: str) -> list[str]:
         """The subjects indexed so far that begin with ``prefix``, sorted.
 

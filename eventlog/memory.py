@@ -28,6 +28,7 @@ from dockstate.eventlog.envelope import (
     decode,
     decode_facts,
     encode,
+    session_of,
 )
 from dockstate.eventlog.errors import CorruptStoreError, EmptySubjectError
 from dockstate.eventlog.log import Clock, Head, Snapshot, VerifyReport
@@ -204,6 +205,10 @@ class InMemoryEventLog:
 
     def subjects(self, prefix: str) -> list[str]:
         return sorted(s for s in self._subjects if s.startswith(prefix))
+
+    def sessions(self, seqs: Iterable[int]) -> dict[int, str]:
+        events = self._events
+        return {seq: session_of(events[seq - 1]) for seq in seqs if 0 < seq <= len(events)}
 
     def subject_seqs(self, subject: str, start: int = 1, stop: int | None = None) -> list[int]:
         seqs = self._subjects.get(subject, [])

@@ -32,7 +32,12 @@ EVENT_NAMES: Final = {
 
 @dataclasses.dataclass(slots=True)
 class LostFile:
-    """A file that existed only in what was discarded."""
+    """A file that existed only in what was discarded.
+
+    ``session`` and ``digest`` are filled in by `Reader.audit`: the fold reads no
+    sessions (an envelope's session is read for the few writes a question is about),
+    and the digest of a file of several chunks needs its content.
+    """
 
     path: str
     size: int
@@ -40,6 +45,10 @@ class LostFile:
     written_seq: int
     written_ts: int
     kind: str = FILE
+    #: the recording session of the write that last set the file ("" for none).
+    session: str = ""
+    #: ``sha256:<hex>`` of the file's content.
+    digest: str = ""
 
 
 @dataclasses.dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from dockstate.core import fs
@@ -148,7 +149,28 @@ class Reader:
             records = [r for r in records if r.container == cid]
         lo = since or 0
         hi = until if until is not None else state.seq
-        return [r for r in records if lo <= r.seq <= hi]
+        return self._described([r for r in records if lo <= r.seq <= hi])
+
+    def _described(self, records: list[LossRecord]) -> list[LossRecord]:
+        """The records with each lost file's session and content digest filled in (see
+        `LostFile`): copies, the state's own records stay as the fold made them."""
+        sessions = self.log.sessions(f.written_seq for r in records for f in r.lost)
+        return [
+            dataclasses.replace(
+                r,
+                lost=[
+                    dataclasses.replace(
+                        f,
+                        session=sessions.get(f.written_seq, ""),
+                        digest=views.content_digest(
+                            Entry(f.kind, 0, f.size, f.chunks), self.read_blobs
+                        ),
+                    )
+                    for f in r.lost
+                ],
+            )
+            for r in records
+        ]
 
     def history(self, subject: str, at: int | None = None) -> list[Envelope]:
         """Every event about a subject (``c:<id>``, ``v:<name>``, ...) up to ``at``."""

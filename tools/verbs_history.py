@@ -10,7 +10,6 @@ from typing import Any
 from dockstate.core.errors import DockstateError, InvalidParameterError
 from dockstate.core.state import Host
 from dockstate.eventlog.envelope import Envelope
-from dockstate.projections import views
 from dockstate.projections.ledger import LossRecord
 from dockstate.tools import format as fmt
 from dockstate.tools import shapes
@@ -179,16 +178,7 @@ def history(ctx: Context) -> int:
 # -- audit ------------------------------------------------------------------------------
 
 
-def _lost_json(ctx: Context, r: LossRecord) -> dict[str, Any]:
-    reader = ctx.reader
-    sessions: dict[int, str] = {}
-
-    def session(seq: int) -> str:
-        if seq not in sessions:
-            env = reader.event(seq) if seq else None
-            sessions[seq] = env.session if env else ""
-        return sessions[seq]
-
+def _lost_json(r: LossRecord) -> dict[str, Any]:
     return {
         "container": r.container,
         "name": r.name,
@@ -202,10 +192,10 @@ def _lost_json(ctx: Context, r: LossRecord) -> dict[str, Any]:
             {
                 "path": f.path,
                 "size": f.size,
-                "digest": views.content_digest(_entry_of(f), reader.read_blobs),
+                "digest": f.digest,
                 "written_seq": f.written_seq,
                 "written_time": fmt.local_iso(f.written_ts) if f.written_ts else None,
-                "session": session(f.written_seq),
+                "session": f.session,
             }
             for f in r.lost
         ],
@@ -217,18 +207,12 @@ def _lost_json(ctx: Context, r: LossRecord) -> dict[str, Any]:
     }
 
 
-def _entry_of(f: Any) -> Any:
-    from dockstate.core.fs import Entry
-
-    return Entry(f.kind, 0, f.size, f.chunks)
-
-
 def audit(ctx: Context) -> int:
     a = ctx.args
     records = ctx.reader.audit(
         a.container, since=ctx.since_arg(a.since), until=ctx.time_arg(a.until), at=ctx.at()
     )
-    data = [_lost_json(ctx, r) for r in records]
+    data = [_lost_json(r) for r in records]
     if a.format == "json":
         fmt.print_json_array(data)
         return 0

@@ -278,6 +278,24 @@ class TestSubjects:
             assert log.subjects("v:") == ["v:data"]
 
 
+class TestSessions:
+    def test_each_held_seq_gets_the_session_it_was_recorded_in(self, log: EventLog):
+        """Sessions by seq, one lookup per distinct seq; seq 0 and seqs past the head are
+        left out; an event recorded with no session has ""."""
+        log.append(events(2), session="s1")
+        log.append(events(1))
+        log.append(events(1), session="bug42")
+
+        assert log.sessions([4, 1, 2, 2, 3, 0, 9]) == {1: "s1", 2: "s1", 3: "", 4: "bug42"}
+        assert log.sessions([]) == {}
+
+    def test_sessions_inside_a_bulk_block_include_its_writes(self, log: EventLog):
+        """An event of the current batch is read as if it had committed."""
+        with log.bulk(batch=1000):
+            log.append(events(1), session="s2")
+            assert log.sessions([1]) == {1: "s2"}
+
+
 class TestSeqAt:
     def test_seq_at_maps_a_time_to_the_last_event_recorded_at_or_before_it(
         self, log: EventLog, clock: FakeClock

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,10 +17,18 @@ from dockstate.core.errors import (
 )
 from dockstate.core.fs import DIR, FILE
 from dockstate.core.refs import find_container
+from dockstate.eventlog import CHUNK_SIZE
 from dockstate.projections import views
 from dockstate.projections.asof import Projector
 from dockstate.projections.query import Reader
-from tests.projections.helpers import PATHS, file_heavy_ops, fold_prefix, new_host, play
+from tests.projections.helpers import (
+    PATHS,
+    SESSION,
+    file_heavy_ops,
+    fold_prefix,
+    new_host,
+    play,
+)
 
 
 @pytest.fixture
@@ -131,6 +141,29 @@ def test_audit_filters_by_container_and_seq_range(docker, story):
     assert [a.event for a in r.audit(at=story["stopped"])] == ["stop"]
     (rm,) = r.audit("web", since=story["removed"])
     assert [(f.path, f.size) for f in rm.lost] == [("/app/main.py", 2)]
+
+
+def test_audit_names_the_session_and_digest_of_each_lost_file(docker):
+    """Each lost file comes with the session of the write that last set it and the sha256 of
+    its content (a file of several chunks hashed whole); the state's own records are left
+    as the fold made them."""
+    docker.create("app:1", name="web", start=True)
+    docker.write_file("web", "/one", b"one")
+    big = bytes(range(256)) * (CHUNK_SIZE // 256 + 100)  # two chunks
+    docker.session = "bug42"
+    docker.write_file("web", "/big", big)
+    docker.session = ""
+    docker.write_file("web", "/anon", b"")
+    docker.stop("web")
+    r = Reader(docker.log)
+    (stop,) = r.audit("web")
+    assert [(f.path, f.session, f.digest) for f in stop.lost] == [
+        ("/anon", "", "sha256:" + hashlib.sha256(b"").hexdigest()),
+        ("/big", "bug42", "sha256:" + hashlib.sha256(big).hexdigest()),
+        ("/one", SESSION, "sha256:" + hashlib.sha256(b"one").hexdigest()),
+    ]
+    assert len(stop.lost[1].chunks) == 2
+    assert all((f.session, f.digest) == ("", "") for f in r.state().ledger.records[0].lost)
 
 
 def test_history_and_event_read_the_log(docker, story):
