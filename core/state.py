@@ -113,16 +113,57 @@ class Lent:
     __hash__ = None  # type: ignore[assignment]
 
 
-#: A tree as held: decoded, encoded, encoded in the blob store, or lent.
-LazyTree = Tree | bytes | Stored | Lent
+#: A change of a file in a flat tree, as `_apply` makes it and `Pending` keeps it:
+#: (_WRITE, key, entry, None, seq, ts), (_APPEND, key, size, chunks, seq, ts) or
+#: (_DELETE, key, None, None, seq, ts).
+_Op = tuple[int, str, Any, Any, int, int]
+_WRITE, _APPEND, _DELETE = 0, 1, 2
+
+
+class Pending:
+    """A volume's files as a snapshot left them (encoded, in the blob store) or as lent,
+    not read since, and the files written, appended to or deleted in them since, in order.
+
+    Writing a file into a volume needs only what is at its path and above, but reading
+    the tree a snapshot left means decoding all of it, and reading one from the blob store
+    a lookup at a random place of the store: a fold writes into hundreds of volumes that
+    nothing reads before the state is asked for (the containers made after a snapshot
+    mostly mount volumes it left idle). So the writes wait here, and are made on the
+    tree, in order, the first time it is read (`tree_of`). Only writes that cannot fail
+    wait: an event a log should not hold is still refused at its seq.
+    """
+
+    __slots__ = ("base", "ops")
+
+    def __init__(self, base: bytes | Stored | Lent, ops: list[_Op]) -> None:
+        self.base, self.ops = base, ops
+
+    def tree(self) -> Tree:
+        """The files with the writes made: a new tree (the base is left as it is)."""
+        tree = tree_of(self.base)
+        for op in self.ops:
+            _apply(tree, op)
+        return tree
+
+    def __eq__(self, other: object) -> bool:
+        # the tree it stands for, for comparisons of whole states
+        return self.tree() == (other.tree() if isinstance(other, Pending) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+#: A tree as held: decoded, encoded, encoded in the blob store, lent, or with writes pending.
+LazyTree = Tree | bytes | Stored | Lent | Pending
 
 
 def tree_of(value: LazyTree) -> Tree:
-    """The tree itself, decoded (or copied, when lent) if need be."""
+    """The tree itself, decoded (or copied, when lent; or made, when writes wait) if need be."""
     if isinstance(value, dict):
         return value
     if isinstance(value, Lent):
         return dict(value.tree)
+    if isinstance(value, Pending):
+        return value.tree()
     return decode_tree(value if isinstance(value, bytes) else value.load())
 
 
@@ -241,7 +282,20 @@ class Volume(msgspec.Struct, array_like=True):
             return files
         if isinstance(files, Lent):
             return files.tree
+        if isinstance(files, Pending):
+            return Pending(files.base, list(files.ops))  # the writes so far, not those to come
         return files  # encoded: never changes
+
+    def change(self, op: _Op) -> None:
+        """Make a file write, append or delete (`_Op`) in the files now when they are a
+        tree, or keep it for when they are first read (see `Pending`)."""
+        files: Any = self._files
+        if type(files) is dict:
+            _apply(files, op)
+        elif isinstance(files, Pending):
+            files.ops.append(op)
+        else:
+            self._files = Pending(files, [op])
 
     @property
     def mountpoint(self) -> str:
@@ -805,15 +859,15 @@ def _file_entry(mode: int, size: int, chunks: tuple[bytes, ...], seq: int, ts: i
     return _entry((FILE, mode, size, chunks, seq, ts, 0, 0, "", False))
 
 
-def _appended(old: Entry, d: Mapping[str, Any], seq: int, ts: int) -> Entry:
-    """A file entry with the event's chunks appended (what ``old._replace`` gives, faster)."""
-    kind, mode, size, chunks, _, _, uid, gid, target, opaque = old
+def _appended(old: Entry, size: int, chunks: Sequence[bytes], seq: int, ts: int) -> Entry:
+    """A file entry with ``chunks`` appended (what ``old._replace`` gives, faster)."""
+    kind, mode, old_size, old_chunks, _, _, uid, gid, target, opaque = old
     return _entry(
         (
             kind,
             mode,
-            size + d["size"],
-            chunks + tuple(d["chunks"]),
+            old_size + size,
+            old_chunks + tuple(chunks),
             seq,
             ts,
             uid,
@@ -822,6 +876,28 @@ def _appended(old: Entry, d: Mapping[str, Any], seq: int, ts: int) -> Entry:
             opaque,
         )
     )
+
+
+def _apply(tree: Tree, op: _Op, top: str = "/") -> None:
+    """Make a file write, append or delete in a flat tree (a volume's, a tmpfs's, the
+    host's under a bind: ``top`` is the bind's source) as `_Target` makes it. The
+    handlers' way into such trees, and how `Pending` makes its writes later."""
+    kind, key, a, b, seq, ts = op
+    old = tree.get(key)
+    if kind == _DELETE:
+        if old is None or old.kind == DIR:
+            # only a directory has entries below it (scanning a big volume for a file is slow)
+            _drop_below(tree, key)
+        tree.pop(key, None)
+        return
+    if old is not None and old.kind == FILE:
+        # rewritten or appended to: its parents are there
+        tree[key] = a if kind == _WRITE else _appended(old, a, b, seq, ts)
+        return
+    _make_parents(tree, key, seq, ts, top)
+    if old is not None and old.kind == DIR:
+        _drop_below(tree, key)  # a file put over a directory replaces all of it
+    tree[key] = a if kind == _WRITE else _file_entry(0o644, a, tuple(b), seq, ts)
 
 
 def _make_parents(tree: Tree, path: str, seq: int, ts: int, stop: str = "/") -> None:
@@ -921,12 +997,10 @@ def rw_visible_in_lower(rw: Tree, lower: Tree, path: str) -> bool:
 
 
 def _in_mount(host: Host, c: Container, m: Mount, path: str) -> tuple[Tree | None, str]:
-    """The tree a mount keeps ``path`` in and its key there; None when that tree does
-    not exist yet (a tmpfs never written, a missing volume), which `_Target` handles."""
+    """The tree a bind or tmpfs mount keeps ``path`` in and its key there; None when that
+    tree does not exist yet (a tmpfs never written), which `_Target` handles. (A volume's
+    writes go through `Volume.write` and its kin, which may keep them for later.)"""
     rel = path[len(m.target) :] or "/"  # fs.relative: a mount target is never "/"
-    if m.type == VOLUME:
-        vol = host.volumes.get(m.source)
-        return (vol.files if vol is not None else None), rel
     if m.type == BIND:
         return host.host_files, fs.join(m.source, rel)
     return c.tmpfs.get(m.target), rel
@@ -1006,17 +1080,18 @@ def _file_written(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
             elif old.kind == FILE:
                 rw[path] = entry  # rewritten: already copied up, its parents are there
                 return
+        elif m.type == VOLUME:
+            vol = host.volumes.get(m.source)
+            if vol is not None:
+                vol.change((_WRITE, path[len(m.target) :] or "/", entry, None, seq, ts))
+                return
         else:
             tree, key = _in_mount(host, c, m, path)
             if tree is not None:
-                old = tree.get(key)
-                if old is None:
-                    _make_parents(tree, key, seq, ts, m.source if m.type == BIND else "/")
-                    tree[key] = entry
-                    return
-                if old.kind == FILE:
-                    tree[key] = entry
-                    return
+                _apply(
+                    tree, (_WRITE, key, entry, None, seq, ts), m.source if m.type == BIND else "/"
+                )
+                return
     t = _Target(host, seq, d["container"], d["path"])
     if t.lower is not None:
         t.current()  # counts the copy-up of a lower file being overwritten
@@ -1041,29 +1116,30 @@ def _file_appended(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
                     return
                 if shown.kind == FILE:
                     c.copy_ups[path] = shown.size  # appending to a lower file copies it up
-                    rw[path] = _appended(shown, d, seq, ts)
+                    rw[path] = _appended(shown, d["size"], d["chunks"], seq, ts)
                     return
             elif old.kind == FILE:
-                rw[path] = _appended(old, d, seq, ts)
+                rw[path] = _appended(old, d["size"], d["chunks"], seq, ts)
+                return
+        elif m.type == VOLUME:
+            vol = host.volumes.get(m.source)
+            if vol is not None:
+                key = path[len(m.target) :] or "/"
+                vol.change((_APPEND, key, d["size"], d["chunks"], seq, ts))
                 return
         else:
             tree, key = _in_mount(host, c, m, path)
             if tree is not None:
-                old = tree.get(key)
-                if old is None:
-                    _make_parents(tree, key, seq, ts, m.source if m.type == BIND else "/")
-                    tree[key] = _file_entry(0o644, d["size"], tuple(d["chunks"]), seq, ts)
-                    return
-                if old.kind == FILE:
-                    tree[key] = _appended(old, d, seq, ts)
-                    return
+                top = m.source if m.type == BIND else "/"
+                _apply(tree, (_APPEND, key, d["size"], d["chunks"], seq, ts), top)
+                return
     t = _Target(host, seq, d["container"], d["path"])
     old = t.current()
     if old is None or old.kind != FILE:
         t.parents(seq, ts)
         t.put(_file_entry(0o644, d["size"], tuple(d["chunks"]), seq, ts))
         return
-    t.put(_appended(old, d, seq, ts))
+    t.put(_appended(old, d["size"], d["chunks"], seq, ts))
 
 
 @_on("FileDeleted")
@@ -1083,13 +1159,16 @@ def _file_deleted(host: Host, seq: int, ts: int, d: Mapping[str, Any]) -> None:
                 else:
                     del rw[path]
                 return
+        elif m.type == VOLUME:
+            vol = host.volumes.get(m.source)
+            if vol is not None:
+                vol.change((_DELETE, path[len(m.target) :] or "/", None, None, seq, ts))
+                return
         else:
             tree, key = _in_mount(host, c, m, path)
             if tree is not None:
-                here = tree.get(key)
-                if here is not None and here.kind == FILE:
-                    del tree[key]
-                    return
+                _apply(tree, (_DELETE, key, None, None, seq, ts))
+                return
     _Target(host, seq, d["container"], d["path"]).delete(seq, ts)
 
 

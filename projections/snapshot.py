@@ -27,11 +27,13 @@ from dockstate.core.state import (
     LayerCache,
     LazyTree,
     Lent,
+    Pending,
     Stored,
     Volume,
     decode_tree,
     encode_tree,
     id_prefixes,
+    tree_of,
 )
 from dockstate.projections import _gc
 from dockstate.projections.ledger import Ledger, LossRecord, LostFile, Persisted
@@ -106,9 +108,11 @@ def _bulky(
 def _tree_field(
     value: LazyTree, store: BlobWriter | None, *, live: bool = False
 ) -> bytes | list[bytes]:
+    if isinstance(value, Pending) and not value.ops:
+        value = value.base
     if isinstance(value, Lent):
         value = value.tree
-    encoded = value if isinstance(value, bytes | Stored) else encode_tree(value)
+    encoded = value if isinstance(value, bytes | Stored) else encode_tree(tree_of(value))
     return _bulky(encoded, store, live=live)
 
 
