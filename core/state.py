@@ -152,6 +152,13 @@ class Pending:
     __hash__ = None  # type: ignore[assignment]
 
 
+#: How many writes a volume keeps waiting (`Pending`) before it makes its tree after all:
+#: each stop of a container that mounts it lends the ledger a copy of the queue, and a
+#: long history must not make that copy, or the writes played when it is read, grow
+#: without bound (a tree does not: the same paths are written over and over).
+PENDING_MAX = 256
+
+
 #: A tree as held: decoded, encoded, encoded in the blob store, lent, or with writes pending.
 LazyTree = Tree | bytes | Stored | Lent | Pending
 
@@ -294,6 +301,8 @@ class Volume(msgspec.Struct, array_like=True):
             _apply(files, op)
         elif isinstance(files, Pending):
             files.ops.append(op)
+            if len(files.ops) >= PENDING_MAX:
+                self._files = files.tree()
         else:
             self._files = Pending(files, [op])
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dockstate.core import state as state_module
 from dockstate.core.commands import DockerHost
 from dockstate.core.state import Host, Pending
 from dockstate.eventlog import NewEvent
@@ -140,6 +141,28 @@ def test_writes_into_a_volume_left_encoded_wait_until_it_is_read(docker):
     (stop,) = [r for r in lazy.ledger.records if r.event == "stop"]
     assert [p.path for p in stop.persisted] == ["/data/d", "/data/e", "/data/keep"]
     assert snapshot.encode(lazy.host, lazy.ledger) == snapshot.encode(eager.host, eager.ledger)
+
+
+def test_a_volume_makes_its_tree_when_too_many_writes_wait(docker, monkeypatch):
+    """The queue of waiting writes is bounded (`PENDING_MAX`): at the bound the volume makes
+    its tree and writes into it from then on, to the same files as a full fold."""
+    monkeypatch.setattr(state_module, "PENDING_MAX", 4)
+    run_op(docker, _create("web", volume="vol1:/data"))
+    docker.write_file("web", "/data/a", b"a")
+    state = Projector(docker.log, every=0).state_at()
+    raw = snapshot.encode(state.host, state.ledger)
+    before = docker.log.head().seq
+    for i in range(3):
+        docker.write_file("web", f"/data/f{i}", b"f")
+    lazy = _decode(raw, docker)
+    lazy.apply_all(docker.log.read(before + 1))
+    assert len(lazy.host.volumes["vol1"]._files.ops) == 3
+    docker.write_file("web", "/data/f3", b"f")
+    docker.write_file("web", "/data/f4", b"f")
+    lazy.apply_all(docker.log.read(before + 4))
+    assert isinstance(lazy.host.volumes["vol1"]._files, dict)
+    eager = Projector(docker.log, every=0).state_at()
+    assert lazy.host.volumes["vol1"].files == eager.host.volumes["vol1"].files
 
 
 def test_a_snapshot_of_pending_writes_holds_them_made(docker):
