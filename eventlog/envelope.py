@@ -196,10 +196,18 @@ def session_of(raw: bytes) -> str:
     Raises:
         CorruptStoreError: the bytes are not an envelope this version reads.
     """
-    try:
-        return _decode_heading(raw).session
-    except msgspec.DecodeError:
-        return decode(raw).session  # another shape, or corrupt: `decode` says which
+    # msgspec reads the first five fields and skips the rest unchecked, so first see that
+    # the bytes are the array of an envelope's nine fields (a msgpack fixarray of 9)
+    if raw[:1] == _NINE_FIELDS:
+        try:
+            return _decode_heading(raw).session
+        except msgspec.DecodeError:
+            pass
+    return decode(raw).session  # another shape, or corrupt: `decode` says which
+
+
+#: The first byte of every envelope: a msgpack array of `Envelope`'s nine fields.
+_NINE_FIELDS: Final = bytes([0x90 | _FIELDS])
 
 
 def chain_hash(prev: bytes, raw: bytes) -> bytes:

@@ -21,7 +21,7 @@ from dockstate.eventlog import (
     decode,
     encode,
 )
-from dockstate.eventlog.envelope import Facts, decode_facts, decode_facts_batch
+from dockstate.eventlog.envelope import Facts, decode_facts, decode_facts_batch, session_of
 
 _values = st.recursive(
     st.none()
@@ -138,8 +138,20 @@ def test_bytes_that_are_no_envelope_raise_corrupt_store_error(raw: bytes):
         decode(raw)
     with pytest.raises(CorruptStoreError, match="cannot decode event"):
         decode_facts(raw)
+    with pytest.raises(CorruptStoreError, match="cannot decode event"):
+        session_of(raw)
     good = Envelope(1, 7, 9, "T", "s", ("write", {"a": 1}, 0), bytes(32), {"k": (1, 2)}, ("c1",))
     assert _read(decode_facts(encode(good))) == _read(good)
+    assert session_of(encode(good)) == "s"
+
+
+@pytest.mark.parametrize("fields", [5, 6, 8, 10])
+def test_the_session_of_an_array_of_other_length_is_refused(fields: int):
+    """`session_of` reads five fields and skips the rest, yet refuses an array that is not
+    an envelope's nine, as `decode` does."""
+    row = [1, 5, 100, "T", "sess", None, bytes(32), {}, [], 7][:fields]
+    with pytest.raises(CorruptStoreError, match="cannot decode event"):
+        session_of(msgpack.packb(row, use_bin_type=True))
 
 
 def _typed(value: Any) -> Any:
