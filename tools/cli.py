@@ -442,6 +442,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["stop", "remove"],
         help="the default writable-layer policy for new containers",
     )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="N",
+        help="leave a snapshot every N events when folding (default 10000; 0: never)",
+    )
+    p = cmd(
+        "snapshot",
+        _handler(h, "snapshot"),
+        "write a snapshot of the projections now, so reads from here fold less",
+    )
+    p.add_argument("--at", metavar="SEQ|TIME", help="as of a seq or a time (default: the head)")
 
     p = cmd(
         "demo",

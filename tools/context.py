@@ -25,6 +25,14 @@ HEAD_SNAPSHOT_AFTER = 1_000
 
 #: meta key holding the session started with ``dockstate session start``.
 SESSION_META = "session"
+#: meta key holding the snapshot interval set with ``dockstate config --snapshot-every``.
+SNAPSHOT_EVERY_META = "snapshot_every"
+
+
+def snapshot_every(log: LmdbEventLog) -> int:
+    """Events between two snapshots of this store (0: none left while folding)."""
+    raw = log.get_meta(SNAPSHOT_EVERY_META)
+    return int(raw) if raw else DEFAULT_EVERY
 
 
 class Context:
@@ -72,7 +80,7 @@ class Context:
 
     @cached_property
     def reader(self) -> Reader:
-        reader = Reader(self.log)
+        reader = Reader(self.log, snapshot_every=snapshot_every(self.log))
         # a CLI read at the head leaves a snapshot behind when it had to fold a long
         # tail, so the next command answers from it instead of folding again
         reader.projector.head_snapshot_after = HEAD_SNAPSHOT_AFTER

@@ -1,4 +1,4 @@
-"""History verbs: events, log, history, audit, verify, session, config."""
+"""History verbs: events, log, history, audit, verify, session, config, snapshot."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from typing import Any
 from dockstate.core.errors import DockstateError, InvalidParameterError
 from dockstate.core.state import Host
 from dockstate.eventlog.envelope import Envelope
+from dockstate.projections.asof import NAME as SNAPSHOT_NAME
 from dockstate.projections.ledger import LossRecord
+from dockstate.projections.snapshot import VERSION as SNAPSHOT_VERSION
 from dockstate.tools import format as fmt
 from dockstate.tools import shapes
-from dockstate.tools.context import SESSION_META, Context
+from dockstate.tools.context import SESSION_META, SNAPSHOT_EVERY_META, Context, snapshot_every
 from dockstate.tools.progress import Progress
 
 # -- docker events -------------------------------------------------------------------
@@ -350,8 +352,30 @@ def session_ls(ctx: Context) -> int:
 
 
 def config(ctx: Context) -> int:
+    every = ctx.args.snapshot_every
+    if every is not None and every < 0:
+        raise InvalidParameterError(f"invalid snapshot interval {every}: use 0 (never) or more")
     if ctx.args.discard_on is not None:
         ctx.host.set_default_discard(ctx.args.discard_on)
+    if every is not None:
+        # a store setting, not the simulated host's: it changes no answer, only how fast
+        ctx.log.set_meta(SNAPSHOT_EVERY_META, str(every).encode())
     state = ctx.host.state()
     print(f"discard-on: {state.settings.get('discard_on', 'stop')}")
+    print(f"snapshot-every: {snapshot_every(ctx.log)}")
+    return 0
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+def snapshot(ctx: Context) -> int:
+    """Write a snapshot of the projections now (as of the head, or ``--at``)."""
+    seq = ctx.reader.projector.snapshot(ctx.at())
+    if seq == 0:
+        print("nothing to snapshot: the store holds no events")
+        return 0
+    snap = ctx.log.get_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION, seq)
+    size = fmt.human_size(len(snap.data)) if snap is not None else "?"
+    print(f"snapshot at seq {seq} (version {SNAPSHOT_VERSION}, {size})")
     return 0

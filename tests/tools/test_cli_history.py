@@ -16,10 +16,19 @@ from typing import Any
 import lmdb
 import pytest
 
+from dockstate.eventlog import LmdbEventLog
+from dockstate.projections import snapshot
+from dockstate.projections.asof import NAME as SNAPSHOT_NAME
 from tests.tools._cli import COMMAND, Dockstate, copy_store, read_line
 
 REFERENCE = Path("/work/shared/reference/docker-json")
 ISO_MS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def _snapshot_seqs(ds: Dockstate) -> list[int]:
+    """The seqs of the store's host snapshots of the current version, read in this process."""
+    with LmdbEventLog(ds.store, clock=time.time_ns, readonly=True) as log:
+        return log.snapshot_seqs(SNAPSHOT_NAME, snapshot.VERSION)
 
 
 def _now_iso() -> str:
@@ -383,7 +392,7 @@ class TestSessions:
 class TestSettings:
     def test_config_discard_on_sets_the_default_policy(self, app: Dockstate):
         """config --discard-on remove: new containers keep their writable layer at stop."""
-        assert app.ok("config") == "discard-on: stop\n"
+        assert app.ok("config") == "discard-on: stop\nsnapshot-every: 10000\n"
         app.refused(
             "config",
             "--at",
@@ -392,8 +401,8 @@ class TestSettings:
             "remove",
             message="--at is for read commands: 'config' changes the store and always acts now",
         )
-        assert app.ok("config", "--discard-on", "remove") == "discard-on: remove\n"
-        assert app.ok("config") == "discard-on: remove\n"
+        assert app.ok("config", "--discard-on", "remove").startswith("discard-on: remove\n")
+        assert app.ok("config").startswith("discard-on: remove\n")
         app.ok("run", "--name", "web", "app:1")
         assert app.json("inspect", "web")[0]["DockstateDiscardOn"] == "remove"
         app.ok("fs", "write", "web", "/kept.txt", "--data", "kept")
@@ -402,6 +411,33 @@ class TestSettings:
         (record,) = _records(app)
         assert (record["event"], record["lost"], record["policy"]) == ("stop", [], "remove")
         app.usage_error("config", "--discard-on", "never")
+
+    def test_snapshots_on_demand_and_every_n_events(self, app: Dockstate):
+        """`snapshot` writes one now (or as of --at) and says where; `config --snapshot-every N`
+        makes reads leave one every N events; a bad interval is refused and changes nothing;
+        answers are the same whatever the snapshots."""
+        app.ok("run", "--name", "web", "app:1")
+        for i in range(6):
+            app.ok("fs", "write", "web", f"/f{i}", "--data", str(i))
+        head = app.head()[0]
+        before = app.ok("fs", "ls", "web", "/", "--at", str(head - 2))
+        out = app.ok("snapshot")
+        assert re.fullmatch(rf"snapshot at seq {head} \(version \d+, [\d.]+k?B\)\n", out), out
+        assert app.ok("snapshot", "--at", str(head - 3)).startswith(f"snapshot at seq {head - 3} ")
+        assert _snapshot_seqs(app) == [head - 3, head]
+        app.refused(
+            "config",
+            "--snapshot-every",
+            "-1",
+            message="invalid snapshot interval -1: use 0 (never) or more",
+        )
+        app.usage_error("config", "--snapshot-every", "many")
+        assert app.ok("config", "--snapshot-every", "2").endswith("snapshot-every: 2\n")
+        assert app.head()[0] == head  # a store setting: no event
+        assert app.ok("fs", "ls", "web", "/", "--at", str(head - 2)) == before
+        app.ok("ps", "-a", "--at", str(head - 4))  # folds from 0: leaves one every 2 events
+        assert _snapshot_seqs(app) == [*range(2, head - 4, 2), head - 3, head]
+        assert app.ok("config").endswith("snapshot-every: 2\n")
 
     def test_the_store_comes_from_the_flag_then_the_environment_then_home(self, tmp_path: Path):
         """--store, else $DOCKSTATE_STORE, else ~/.local/share/dockstate, created on first use."""
