@@ -39,6 +39,14 @@ _SEQ: Final = operator.attrgetter("seq")
 #: Snapshot name in the log's snapshots db.
 NAME: Final = "host"
 DEFAULT_EVERY: Final = 10_000
+#: The store's meta key for its snapshot interval (``dockstate config --snapshot-every``).
+EVERY_META: Final = "snapshot_every"
+
+
+def configured_every(log: EventLog) -> int:
+    """The store's snapshot interval (`EVERY_META`), `DEFAULT_EVERY` unless set; 0: never."""
+    raw = log.get_meta(EVERY_META)
+    return int(raw) if raw else DEFAULT_EVERY
 
 
 class State:

@@ -14,8 +14,8 @@ from dockstate.core.state import Host
 from dockstate.eventlog import LmdbEventLog, WriteTxn
 from dockstate.eventlog.errors import InvalidParameterError
 from dockstate.projections import snapshot
-from dockstate.projections.asof import DEFAULT_EVERY
 from dockstate.projections.asof import NAME as SNAPSHOT_NAME
+from dockstate.projections.asof import configured_every
 from dockstate.projections.query import Reader
 from dockstate.tools.store import open_store
 from dockstate.tools.timeref import is_seq, parse_time
@@ -25,14 +25,6 @@ HEAD_SNAPSHOT_AFTER = 1_000
 
 #: meta key holding the session started with ``dockstate session start``.
 SESSION_META = "session"
-#: meta key holding the snapshot interval set with ``dockstate config --snapshot-every``.
-SNAPSHOT_EVERY_META = "snapshot_every"
-
-
-def snapshot_every(log: LmdbEventLog) -> int:
-    """Events between two snapshots of this store (0: none left while folding)."""
-    raw = log.get_meta(SNAPSHOT_EVERY_META)
-    return int(raw) if raw else DEFAULT_EVERY
 
 
 class Context:
@@ -80,7 +72,7 @@ class Context:
 
     @cached_property
     def reader(self) -> Reader:
-        reader = Reader(self.log, snapshot_every=snapshot_every(self.log))
+        reader = Reader(self.log, snapshot_every=configured_every(self.log))
         # a CLI read at the head leaves a snapshot behind when it had to fold a long
         # tail, so the next command answers from it instead of folding again
         reader.projector.head_snapshot_after = HEAD_SNAPSHOT_AFTER
@@ -124,9 +116,10 @@ class Context:
 
     def maintain_snapshots(self) -> None:
         """After a write: leave a snapshot behind when the head crossed a multiple of N."""
+        every = self.reader.projector.every
         head = self.log.head().seq
         last = self.log.get_snapshot(SNAPSHOT_NAME, snapshot.VERSION, head)
-        if head - (last.seq if last else 0) >= DEFAULT_EVERY:
+        if every and head - (last.seq if last else 0) >= every:
             self.reader.projector.state_at(head)
 
     def close(self) -> None:

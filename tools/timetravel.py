@@ -33,7 +33,7 @@ from dockstate.eventlog.envelope import Envelope
 from dockstate.eventlog.log import EventLog
 from dockstate.projections import views
 from dockstate.projections.asof import NAME as SNAPSHOT_NAME
-from dockstate.projections.asof import State
+from dockstate.projections.asof import State, configured_every
 from dockstate.projections.compare import HostDiff, diff_hosts
 from dockstate.projections.ledger import LossRecord
 from dockstate.projections.query import Reader
@@ -116,7 +116,7 @@ class Timeline:
 
     def __init__(self, log: EventLog) -> None:
         self.log = log
-        self.reader = Reader(log)
+        self.reader = Reader(log, snapshot_every=configured_every(log))
         #: how many views `first` built in its last call (what bench/forensics.py counts).
         self.evaluations = 0
 

@@ -10,12 +10,13 @@ from typing import Any
 from dockstate.core.errors import DockstateError, InvalidParameterError
 from dockstate.core.state import Host
 from dockstate.eventlog.envelope import Envelope
+from dockstate.projections.asof import EVERY_META, configured_every
 from dockstate.projections.asof import NAME as SNAPSHOT_NAME
 from dockstate.projections.ledger import LossRecord
 from dockstate.projections.snapshot import VERSION as SNAPSHOT_VERSION
 from dockstate.tools import format as fmt
 from dockstate.tools import shapes
-from dockstate.tools.context import SESSION_META, SNAPSHOT_EVERY_META, Context, snapshot_every
+from dockstate.tools.context import SESSION_META, Context
 from dockstate.tools.progress import Progress
 
 # -- docker events -------------------------------------------------------------------
@@ -359,10 +360,10 @@ def config(ctx: Context) -> int:
         ctx.host.set_default_discard(ctx.args.discard_on)
     if every is not None:
         # a store setting, not the simulated host's: it changes no answer, only how fast
-        ctx.log.set_meta(SNAPSHOT_EVERY_META, str(every).encode())
+        ctx.log.set_meta(EVERY_META, str(every).encode())
     state = ctx.host.state()
     print(f"discard-on: {state.settings.get('discard_on', 'stop')}")
-    print(f"snapshot-every: {snapshot_every(ctx.log)}")
+    print(f"snapshot-every: {configured_every(ctx.log)}")
     return 0
 
 

@@ -25,6 +25,7 @@ from dockstate.core.commands import DockerHost
 from dockstate.core.errors import DockstateError, FileSystemError, NoSuchContainerError
 from dockstate.core.names import RandomIds
 from dockstate.eventlog import InMemoryEventLog, LmdbEventLog
+from dockstate.projections import asof, snapshot
 from dockstate.projections.asof import Projector
 from dockstate.tools import timetravel
 from dockstate.tools.timetravel import Timeline, View
@@ -642,3 +643,19 @@ def test_first_on_a_long_history_with_many_snapshots_needs_few_evaluations() -> 
         seq = tl.first(lambda v, i=i: v.exists("c1", f"/f{i}"))
         assert seq == written[f"/f{i}"]
         assert 0 < tl.evaluations < 30
+
+
+def test_a_timeline_folds_with_the_stores_snapshot_interval() -> None:
+    """`Timeline` reads the store's interval (``config --snapshot-every``): a view folded
+    from the start leaves a snapshot every N events, as the CLI's reads do."""
+    log = InMemoryEventLog(clock=FakeClock())
+    h = DockerHost(log, ids=RandomIds(random.Random(3)), session="h")
+    register_image(h, APP_IMAGE)
+    for name in ("c1", "c2", "c3"):
+        _apply(h, ("run", name))
+    assert Timeline(log).reader.projector.every == asof.DEFAULT_EVERY
+    log.set_meta(asof.EVERY_META, b"4")
+    tl = Timeline(log)
+    assert tl.reader.projector.every == 4
+    assert sorted(c.name for c in tl.at(log.head().seq).containers.values()) == ["c1", "c2", "c3"]
+    assert log.snapshot_seqs(asof.NAME, snapshot.VERSION) == list(range(4, log.head().seq, 4))
