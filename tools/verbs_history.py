@@ -374,7 +374,7 @@ def snapshot(ctx: Context) -> int:
     """Write a snapshot of the projections now (as of the head, or ``--at``)."""
     seq = ctx.reader.projector.snapshot(ctx.at())
     if seq == 0:
-        print("nothing to snapshot: the store holds no events")
+        print("nothing to snapshot: no event at or before that point")
         return 0
     snap = ctx.log.get_snapshot(SNAPSHOT_NAME, SNAPSHOT_VERSION, seq)
     size = fmt.human_size(len(snap.data)) if snap is not None else "?"

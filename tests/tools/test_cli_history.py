@@ -425,6 +425,9 @@ class TestSettings:
         assert re.fullmatch(rf"snapshot at seq {head} \(version \d+, [\d.]+k?B\)\n", out), out
         assert app.ok("snapshot", "--at", str(head - 3)).startswith(f"snapshot at seq {head - 3} ")
         assert _snapshot_seqs(app) == [head - 3, head]
+        assert app.ok("snapshot", "--at", "0") == (
+            "nothing to snapshot: no event at or before that point\n"
+        )
         app.refused(
             "config",
             "--snapshot-every",
