@@ -1008,7 +1008,7 @@ def rw_visible_in_lower(rw: Tree, lower: Tree, path: str) -> bool:
 def _in_mount(host: Host, c: Container, m: Mount, path: str) -> tuple[Tree | None, str]:
     """The tree a bind or tmpfs mount keeps ``path`` in and its key there; None when that
     tree does not exist yet (a tmpfs never written), which `_Target` handles. (A volume's
-    writes go through `Volume.write` and its kin, which may keep them for later.)"""
+    writes go through `Volume.change`, which may keep them for later.)"""
     rel = path[len(m.target) :] or "/"  # fs.relative: a mount target is never "/"
     if m.type == BIND:
         return host.host_files, fs.join(m.source, rel)
